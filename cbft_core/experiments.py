@@ -1,0 +1,212 @@
+"""The study's experiments as cached functions of (preset, seed): what chapters and the pipeline share.
+
+Pairs of models (SCIENCE.md §2) are named ``"<a>-<b>"``:
+
+- ``cue-nocue``: a cue-reliant child (cue on ``cfg.proportion`` of the data)
+  and a cue-free child of the same parent — different mechanisms;
+- ``cue100-nocue``: the same with the cue on every training image;
+- ``nocue-nocue`` and ``cue-cue``: two children with equal data and different
+  data order — same-mechanism controls.
+
+Every result is cached (models as checkpoints, measurements as JSON) under
+a key that includes the preset's relevant settings, so a chapter that asks
+again gets the stored numbers.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from . import cache, connectivity, data, finetune, paths, train, zoo
+from .data.imageset import ImageSet
+from .errors import ConfigError
+from .presets import Preset
+
+__all__ = [
+    "PAIRS",
+    "FT_METHODS",
+    "pair_models",
+    "path_result",
+    "midpoint",
+    "clean_subset",
+    "cue_subset",
+    "finetuned",
+    "view_accuracies",
+    "finetune_summary",
+]
+
+# pair name → ((proportion of the first child, branch), (proportion of the second, branch));
+# ``None`` stands for the preset's cue proportion.
+PAIRS: dict[str, tuple[tuple[float | None, int], tuple[float | None, int]]] = {
+    "cue-nocue": ((None, 0), (0.0, 0)),
+    "cue100-nocue": ((1.0, 0), (0.0, 0)),
+    "nocue-nocue": ((0.0, 0), (0.0, 1)),
+    "cue-cue": ((None, 0), (None, 1)),
+}
+
+FT_METHODS: tuple[str, ...] = ("ft", "llrt", "lpft", "cbft", "cbft-no-barrier", "cbft-no-invariance")
+
+
+def _key(cfg: Preset, **extra: Any) -> dict[str, Any]:
+    settings = cfg.as_dict()
+    for unrelated in ("name", "seeds", "extras"):
+        settings.pop(unrelated, None)
+    return {**settings, **extra}
+
+
+def _proportion(cfg: Preset, value: float | None) -> float:
+    return cfg.proportion if value is None else value
+
+
+def pair_models(cfg: Preset, seed: int, pair: str, cue: str = "box",
+                progress: bool = True) -> tuple[nn.Module, nn.Module]:
+    """The two trained children of ``pair`` for ``seed`` (trained on demand, cached)."""
+    if pair not in PAIRS:
+        raise ConfigError(f"pair: unknown pair {pair!r}; choose one of {list(PAIRS)}")
+    (pa, ba), (pb, bb) = PAIRS[pair]
+    model_a = zoo.child(cfg, seed, cue, _proportion(cfg, pa), ba, progress=progress)
+    model_b = zoo.child(cfg, seed, cue, _proportion(cfg, pb), bb, progress=progress)
+    return model_a, model_b
+
+
+def _path_from_dict(stored: dict[str, Any]) -> paths.PathResult:
+    return paths.PathResult(
+        ts=np.asarray(stored["ts"]),
+        loss={k: np.asarray(v) for k, v in stored["loss"].items()},
+        acc={k: np.asarray(v) for k, v in stored["acc"].items()},
+        bn_resets=stored["bn_resets"],
+        bn_data=stored["bn_data"],
+    )
+
+
+def _ts(cfg: Preset) -> np.ndarray:
+    return np.linspace(0.0, 1.0, cfg.path_points)
+
+
+def path_result(cfg: Preset, seed: int, pair: str, cue: str = "box", curve: str = "linear",
+                progress: bool = True) -> paths.PathResult:
+    """Loss and accuracy on the four counterfactual test views along the path between ``pair``'s models.
+
+    ``curve="linear"`` or ``"bezier"`` (through the trained midpoint of :func:`midpoint`).
+    """
+    if curve not in ("linear", "bezier"):
+        raise ConfigError(f"curve must be 'linear' or 'bezier', got {curve!r}")
+
+    def compute() -> dict[str, Any]:
+        model_a, model_b = pair_models(cfg, seed, pair, cue, progress)
+        mid = midpoint(cfg, seed, pair, cue, progress) if curve == "bezier" else None
+        result = paths.evaluate_path(model_a, model_b, zoo.test_views(cfg, cue), _ts(cfg),
+                                     midpoint=mid, bn_images=cfg.bn_images,
+                                     batch_size=cfg.eval_batch_size, progress=progress)
+        return result.to_dict()
+
+    key = _key(cfg, seed=seed, pair=pair, cue=cue, curve=curve)
+    return _path_from_dict(cache.cached_json("path", key, compute))
+
+
+def midpoint(cfg: Preset, seed: int, pair: str, cue: str = "box",
+             progress: bool = True) -> dict[str, torch.Tensor]:
+    """The trained Bezier midpoint between ``pair``'s models (cached).
+
+    Trained on the cue training data (cue on ``cfg.proportion`` of each
+    class): both endpoints fit it — one through the cue, one through the
+    shapes — so a low-loss curve on it says nothing yet about which mechanism
+    the points along it use; the counterfactual views measure that.
+    """
+    def compute() -> dict[str, torch.Tensor]:
+        model_a, model_b = pair_models(cfg, seed, pair, cue, progress)
+        mixed = zoo.train_set(cfg, cue, cfg.proportion)
+        return connectivity.train_midpoint(
+            model_a, model_b, mixed, epochs=cfg.midpoint_epochs, lr=cfg.midpoint_lr,
+            batch_size=cfg.batch_size, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
+            seed=seed, progress=progress)
+
+    key = _key(cfg, seed=seed, pair=pair, cue=cue, what="midpoint")
+    return cache.cached("midpoint", key, compute)
+
+
+def clean_subset(cfg: Preset, seed: int, n_clean: int | None = None, cue: str = "box") -> ImageSet:
+    """``n_clean`` cue-free training images drawn without replacement (class-balanced order not assumed)."""
+    n = cfg.n_clean if n_clean is None else n_clean
+    clean = zoo.train_set(cfg, cue, 0.0)
+    if not 0 < n <= len(clean):
+        raise ConfigError(f"n_clean must be in [1, {len(clean)}], got {n}")
+    g = torch.Generator().manual_seed(50_000 + seed)
+    return clean.subset(torch.randperm(len(clean), generator=g)[:n])
+
+
+def cue_subset(cfg: Preset, seed: int, cue: str = "box") -> ImageSet:
+    """``cfg.n_cue`` images of the cue training data D_c (cue on ``cfg.proportion`` of each class)."""
+    cued = zoo.train_set(cfg, cue, cfg.proportion)
+    n = min(cfg.n_cue, len(cued))
+    g = torch.Generator().manual_seed(60_000 + seed)
+    return cued.subset(torch.randperm(len(cued), generator=g)[:n])
+
+
+def _method_config(cfg: Preset, method: str) -> dict[str, Any]:
+    if method.startswith("cbft"):
+        return dict(epochs=cfg.cbft_epochs, lr=cfg.cbft_lr, margin=cfg.cbft_margin, lam=cfg.cbft_lambda,
+                    warmup_epochs=cfg.cbft_warmup_epochs)
+    return dict(epochs=cfg.ft_epochs, lr=cfg.ft_lr)
+
+
+def finetuned(cfg: Preset, seed: int, method: str, n_clean: int | None = None, cue: str = "box",
+              progress: bool = True) -> nn.Module:
+    """The cue-reliant child of ``seed`` fine-tuned with ``method`` on ``n_clean`` clean images (cached)."""
+    if method not in FT_METHODS:
+        raise ConfigError(f"method: unknown fine-tuning method {method!r}; choose one of {list(FT_METHODS)}")
+    n = cfg.n_clean if n_clean is None else n_clean
+    start = zoo.child(cfg, seed, cue, cfg.proportion, 0, progress=progress)
+
+    def compute() -> dict[str, torch.Tensor]:
+        cue_data = cue_subset(cfg, seed, cue) if method.startswith("cbft") else None
+        tuned = finetune.run(method, start, clean_subset(cfg, seed, n, cue), cue_data,
+                             batch_size=cfg.ft_batch_size, weight_decay=cfg.ft_weight_decay,
+                             momentum=cfg.momentum, seed=seed, progress=progress,
+                             max_batches=cfg.max_batches, **_method_config(cfg, method))
+        return {k: v.detach().cpu() for k, v in tuned.state_dict().items()}
+
+    key = _key(cfg, seed=seed, method=method, n_clean=n, cue=cue, what="finetuned")
+    model = zoo.build_model(cfg, cue)
+    model.load_state_dict(cache.cached("finetuned", key, compute))
+    return model.to(zoo.resolve_device(cfg)).eval()
+
+
+def view_accuracies(model: nn.Module, views: dict[str, ImageSet], batch_size: int = 1000) -> dict[str, float]:
+    """Accuracy of ``model`` on each counterfactual view."""
+    return {name: train.evaluate(model, view, batch_size)["acc"] for name, view in views.items()}
+
+
+def finetune_summary(cfg: Preset, seed: int, method: str, n_clean: int | None = None, cue: str = "box",
+                     progress: bool = True) -> dict[str, Any]:
+    """View accuracies of the fine-tuned model, and the path from it back to the cue model.
+
+    ``barrier_to_cue``: Entezari loss barrier on the cue test view along the
+    linear path from the original cue-reliant model (t = 0) to the fine-tuned
+    one (t = 1); ``midpoint_loss_to_cue``: the loss at t = 0.5 minus the
+    chord's value there (robust where the curve rises monotonically).
+    """
+    n = cfg.n_clean if n_clean is None else n_clean
+
+    def compute() -> dict[str, Any]:
+        tuned = finetuned(cfg, seed, method, n, cue, progress)
+        original = zoo.child(cfg, seed, cue, cfg.proportion, 0, progress=progress)
+        views = zoo.test_views(cfg, cue)
+        result = paths.evaluate_path(original, tuned, views, _ts(cfg), bn_images=cfg.bn_images,
+                                     batch_size=cfg.eval_batch_size, progress=progress)
+        height, t_max = connectivity.barrier(result.loss["cue"], result.ts)
+        mid = int(np.argmin(np.abs(result.ts - 0.5)))
+        chord = (1 - result.ts[mid]) * result.loss["cue"][0] + result.ts[mid] * result.loss["cue"][-1]
+        return {
+            "views": view_accuracies(tuned, views, cfg.eval_batch_size),
+            "barrier_to_cue": height,
+            "barrier_t": t_max,
+            "midpoint_loss_to_cue": float(result.loss["cue"][mid] - chord),
+            "path": result.to_dict(),
+        }
+
+    key = _key(cfg, seed=seed, method=method, n_clean=n, cue=cue, what="finetune-summary")
+    return cache.cached_json("finetune-summary", key, compute)

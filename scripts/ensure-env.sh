@@ -1,0 +1,26 @@
+# Source me: create or reuse the project's environment in .venv (idempotent).
+# Re-installs only when requirements.txt or pyproject.toml changed since the last install.
+set -euo pipefail
+repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$repo_root"
+python_bin="${PYTHON:-$(command -v python3.11 || command -v python3)}"
+if [ ! -x .venv/bin/python ]; then
+  echo "[env] creating .venv with $("$python_bin" --version)"
+  "$python_bin" -m venv .venv
+fi
+stamp=.venv/.cbft-installed
+want="$(cat requirements.txt pyproject.toml | sha256sum | cut -d' ' -f1)"
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  echo "[env] installing requirements (torch comes from the local wheel cache when available)"
+  .venv/bin/python -m pip install -q --disable-pip-version-check -r requirements.txt 2>&1 \
+    | grep -v "^WARNING: Location" || true
+  .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps -e . 2>&1 \
+    | grep -v "^WARNING: Location" || true
+  .venv/bin/python -c "import torch, torchvision, jupyter_book, cbft_core" \
+    || { echo "[env] installation failed: see the pip output above" >&2; exit 1; }
+  echo "$want" > "$stamp"
+fi
+# Trained models and results are cached here, keyed by a hash of config and code.
+export CBFT_CACHE_DIR="${CBFT_CACHE_DIR:-$repo_root/.cache/cbft}"
+export PYTHONHASHSEED=0
+export MPLBACKEND=Agg

@@ -1,0 +1,74 @@
+"""Shared fixtures: the repository root and the chapters listed in _toc.yml."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def toc_files() -> list[str]:
+    """Every document named in _toc.yml, in order (without extension)."""
+    toc = yaml.safe_load((REPO / "_toc.yml").read_text())
+    found = [toc["root"]]
+
+    def walk(entries):
+        for entry in entries or []:
+            if "file" in entry:
+                found.append(entry["file"])
+            walk(entry.get("sections"))
+            walk(entry.get("chapters"))
+
+    for part in toc.get("parts", []):
+        walk(part.get("chapters"))
+    walk(toc.get("chapters"))
+    return found
+
+
+def toc_notebooks() -> list[Path]:
+    """The chapters of _toc.yml that are notebooks."""
+    return [REPO / f"{name}.ipynb" for name in toc_files() if (REPO / f"{name}.ipynb").exists()]
+
+
+@pytest.fixture(scope="session")
+def repo() -> Path:
+    return REPO
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _offline_cache(tmp_path_factory):
+    """Keep the model cache inside the test session unless the runner chose one."""
+    if "CBFT_CACHE_DIR" not in os.environ:
+        os.environ["CBFT_CACHE_DIR"] = str(tmp_path_factory.mktemp("cbft-cache"))
+    yield
+
+
+@pytest.fixture(scope="session")
+def built_book(tmp_path_factory) -> Path:
+    """The book built once per test session from the committed outputs (execution off), -W -n.
+
+    Returns the ``_build/html`` folder. The build's exit status and log are
+    checked by tests/test_book.py; other tests (the browser test) reuse it.
+    """
+    import subprocess
+    import sys
+
+    out = tmp_path_factory.mktemp("book")
+    config = yaml.safe_load((REPO / "_config.yml").read_text())
+    config["execute"]["execute_notebooks"] = "off"
+    alt = out / "_config.yml"
+    alt.write_text(yaml.safe_dump(config))
+    jb = Path(sys.executable).with_name("jupyter-book")
+    proc = subprocess.run(
+        [str(jb), "build", str(REPO), "--config", str(alt), "--path-output", str(out),
+         "-W", "-n", "--keep-going"],
+        capture_output=True, text=True, timeout=900,
+    )
+    html = out / "_build" / "html"
+    (out / "build.log").write_text(proc.stdout + proc.stderr)
+    if proc.returncode != 0:
+        pytest.fail("book build failed:\n" + proc.stdout[-4000:] + proc.stderr[-4000:])
+    return html
