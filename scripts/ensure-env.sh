@@ -24,3 +24,16 @@ fi
 export CBFT_CACHE_DIR="${CBFT_CACHE_DIR:-$repo_root/.cache/cbft}"
 export PYTHONHASHSEED=0
 export MPLBACKEND=Agg
+# The pages' browser JavaScript (widgets, MathJax), served from the book's own static files.
+source "$repo_root/scripts/vendor-js.sh"
+# Debian's Chromium for tests/test_browser.py (the tests only; Playwright never downloads a browser).
+if [ "$(basename "$0")" = run-tests ] && [ -z "${CBFT_CHROMIUM:-}" ] && [ ! -x /usr/bin/chromium ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "[env] installing Debian's chromium package for the browser test"
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; } \
+      >/dev/null 2>&1 || echo "[env] could not install chromium: the browser test will be skipped" >&2
+  else
+    echo "[env] no /usr/bin/chromium (install Debian's chromium package as root, or set CBFT_CHROMIUM):" \
+         "the browser test will be skipped" >&2
+  fi
+fi

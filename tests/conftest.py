@@ -60,7 +60,7 @@ def built_book(tmp_path_factory) -> Path:
     config = yaml.safe_load((REPO / "_config.yml").read_text())
     config["execute"]["execute_notebooks"] = "off"
     alt = out / "_config.yml"
-    alt.write_text(yaml.safe_dump(config))
+    alt.write_text(yaml.safe_dump(config, sort_keys=False))
     jb = Path(sys.executable).with_name("jupyter-book")
     proc = subprocess.run(
         [str(jb), "build", str(REPO), "--config", str(alt), "--path-output", str(out),

@@ -1,0 +1,123 @@
+"""The catalogue of bad inputs: each one ends in a typed error that names the problem.
+
+One test per entry (the ids below). Every error is a ValueError,
+FileNotFoundError or a cbft_core error class, and its message names the
+offending argument or entry; none is a deep traceback from inside torch.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from cbft_core import cache, connectivity, data, experiments, finetune, models, paths, presets, train
+from cbft_core.data.imageset import ImageSet
+from cbft_core.errors import CacheCorruptError, CbftError, ConfigError, DataUnavailableError
+
+
+def tiny_set(n: int = 20, classes: int = 10, h: int = 32, w: int = 32) -> ImageSet:
+    g = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (n, 3, h, w), dtype=torch.uint8, generator=g)
+    return ImageSet(images, torch.arange(n) % classes, tuple(str(i) for i in range(classes)))
+
+
+def cnn(classes: int = 10, width: float = 0.25) -> torch.nn.Module:
+    return models.build("cnn", classes, width=width)
+
+
+def corrupt_checkpoint(tmp: Path) -> None:
+    path = tmp / "model.pt"
+    cache.save_model(path, {"w": torch.ones(3)}, {"kind": "test"})
+    raw = bytearray(path.read_bytes())
+    raw[-5] ^= 0xFF
+    path.write_bytes(bytes(raw))
+    cache.load_model(path)
+
+
+def truncated_checkpoint(tmp: Path) -> None:
+    path = tmp / "model.pt"
+    cache.save_model(path, {"w": torch.ones(1000)}, {"kind": "test"})
+    path.write_bytes(path.read_bytes()[:100])
+    cache.load_model(path)
+
+
+def unreadable_data_dir(tmp: Path) -> None:
+    not_a_dir = tmp / "a-file"
+    not_a_dir.write_text("not a data directory")
+    data.load_base("cifar10", root=not_a_dir)
+
+
+CATALOGUE = {
+    # data
+    "unknown base set": (lambda tmp: data.load_base("imagenet"), ConfigError, "name"),
+    "n larger than available": (lambda tmp: data.load_base("digits", "test", n=10_000), ConfigError, "n"),
+    "unknown split": (lambda tmp: data.load_base("shapes", "validation", n=10), ConfigError, "split"),
+    "proportion above 1": (lambda tmp: data.make_view(tiny_set(), "box", "cue", proportion=1.5),
+                           ConfigError, "proportion"),
+    "unknown cue": (lambda tmp: data.make_view(tiny_set(), "circle"), ConfigError, "cue"),
+    "unknown view": (lambda tmp: data.make_view(tiny_set(), "box", "shuffled"), ConfigError, "view"),
+    "dominoes without simple set": (lambda tmp: data.make_view(tiny_set(), "dominoes", "cue"),
+                                    ConfigError, "simple"),
+    "simple set with other classes": (
+        lambda tmp: data.make_view(tiny_set(), "dominoes", "cue", simple=tiny_set(classes=5)),
+        ConfigError, "simple"),
+    "torchvision set absent offline": (lambda tmp: data.load_base("cifar10", root=tmp / "nothing"),
+                                       DataUnavailableError, "download"),
+    "unreadable data directory": (unreadable_data_dir, (DataUnavailableError, ConfigError), "cifar10"),
+    "images not uint8": (lambda tmp: ImageSet(torch.zeros(2, 3, 32, 32), torch.zeros(2, dtype=torch.long),
+                                              ("a",)), ConfigError, "images"),
+    # models
+    "unknown model": (lambda tmp: models.build("vit", 10), ConfigError, "name"),
+    "non-positive width": (lambda tmp: models.build("cnn", 10, width=0), ConfigError, "width"),
+    # paths and connectivity
+    "mismatched architectures": (
+        lambda tmp: paths.linear(cnn(width=0.25).state_dict(), cnn(width=0.5).state_dict(), 0.5),
+        ConfigError, "blocks"),
+    "t outside [0, 1]": (lambda tmp: paths.linear(cnn().state_dict(), cnn().state_dict(), 1.5),
+                         ConfigError, "t"),
+    "barrier with unsorted ts": (lambda tmp: connectivity.barrier([0, 1, 0], [0, 0.7, 0.5]), ConfigError, "ts"),
+    "barrier with NaN loss": (lambda tmp: connectivity.barrier([0, float("nan"), 0], [0, 0.5, 1]),
+                              ConfigError, "NaN"),
+    "unknown barrier form": (lambda tmp: connectivity.barrier([0, 1, 0], [0, 0.5, 1], form="max"),
+                             ConfigError, "form"),
+    "evaluate_path with empty sets": (lambda tmp: paths.evaluate_path(cnn(), cnn(), {}, [0, 1]),
+                                      ConfigError, "sets"),
+    "evaluate_path unknown bn source": (
+        lambda tmp: paths.evaluate_path(cnn(), cnn(), {"a": tiny_set()}, [0, 1], bn_data="train"),
+        ConfigError, "bn_data"),
+    # training and fine-tuning
+    "zero epochs": (lambda tmp: train.fit(cnn(), tiny_set(), epochs=0, lr=0.1), ConfigError, "epochs"),
+    "unknown schedule": (lambda tmp: train.fit(cnn(), tiny_set(), epochs=1, lr=0.1, schedule="linear"),
+                         ConfigError, "schedule"),
+    "head and data disagree on classes": (lambda tmp: train.fit(cnn(classes=5), tiny_set(), epochs=1, lr=0.1),
+                                          ConfigError, "class"),
+    "unknown fine-tuning method": (lambda tmp: finetune.run("sgd", cnn(), tiny_set(), epochs=1, lr=0.01),
+                                   ConfigError, "method"),
+    "cbft without cue data": (lambda tmp: finetune.run("cbft", cnn(), tiny_set(), None, epochs=1, lr=0.01),
+                              ConfigError, "cue"),
+    "cbft t_range outside [0, 1]": (
+        lambda tmp: finetune.run("cbft", cnn(), tiny_set(), tiny_set(), epochs=1, lr=0.01, t_range=(0.5, 2)),
+        ConfigError, "t_range"),
+    # presets and experiments
+    "unknown preset": (lambda tmp: presets.get("huge"), ConfigError, "preset"),
+    "unknown preset setting": (lambda tmp: presets.get("cpu", epochs=3), ConfigError, "epochs"),
+    "unknown experiment pair": (lambda tmp: experiments.pair_models(presets.get("tiny"), 0, "cue-cue2"),
+                                ConfigError, "pair"),
+    # cache
+    "corrupt checkpoint": (corrupt_checkpoint, CacheCorruptError, "checksum"),
+    "truncated checkpoint": (truncated_checkpoint, CacheCorruptError, "truncated"),
+}
+
+
+def test_catalogue_is_large_enough():
+    assert len(CATALOGUE) >= 20
+
+
+@pytest.mark.parametrize("entry", list(CATALOGUE), ids=list(CATALOGUE))
+def test_bad_input_raises_a_clear_typed_error(entry: str, tmp_path: Path):
+    call, error, word = CATALOGUE[entry]
+    with pytest.raises(error) as info:
+        call(tmp_path)
+    assert isinstance(info.value, (ValueError, FileNotFoundError, CbftError))
+    assert word.lower() in str(info.value).lower(), f"message does not name {word!r}: {info.value}"

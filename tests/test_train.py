@@ -1,0 +1,182 @@
+"""Tests of cbft_core.train: fit, evaluate, predict, features, schedules, errors."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch.optim.optimizer import register_optimizer_step_pre_hook
+
+from cbft_core import models, train
+from cbft_core.data.imageset import ImageSet
+from cbft_core.errors import ConfigError, NonFiniteLossError
+
+
+def toy_set(n: int = 192, num_classes: int = 4, seed: int = 0, size: int = 16) -> ImageSet:
+    """Noise images whose class is written as a bright row: learnable in a few steps."""
+    g = torch.Generator().manual_seed(seed)
+    images = torch.randint(0, 120, (n, 3, size, size), generator=g, dtype=torch.uint8)
+    labels = torch.arange(n) % num_classes
+    labels = labels[torch.randperm(n, generator=g)]
+    rows = labels * (size // num_classes)
+    images[torch.arange(n), :, rows, :] = 255
+    return ImageSet(images, labels, tuple(f"c{i}" for i in range(num_classes)))
+
+
+def toy_model(num_classes: int = 4, seed: int = 0) -> torch.nn.Module:
+    return models.build("cnn", num_classes, width=0.5, in_shape=(3, 16, 16), seed=seed)
+
+
+def state_equal(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_fit_learns_and_restores_mode():
+    data = toy_set()
+    model = toy_model()
+    before = train.evaluate(model, data)
+    model.eval()
+    out, hist = train.fit(model, data, epochs=4, lr=0.05, batch_size=32, progress=False,
+                          return_history=True)
+    assert out is model and not model.training
+    after = train.evaluate(model, data)
+    assert after["loss"] < before["loss"] - 0.3
+    assert after["acc"] > 0.6
+    assert len(hist["loss"]) == 4 and hist["loss"][-1] < hist["loss"][0]
+
+
+def test_fit_is_deterministic_and_seed_matters():
+    data = toy_set()
+    runs = []
+    for seed in (3, 3, 4):
+        m = toy_model()
+        train.fit(m, data, epochs=1, lr=0.05, batch_size=32, seed=seed, progress=False)
+        runs.append(m.state_dict())
+    assert state_equal(runs[0], runs[1])
+    assert not state_equal(runs[0], runs[2])
+
+
+def _record_lrs(fn):
+    lrs = []
+    handle = register_optimizer_step_pre_hook(
+        lambda opt, args, kwargs: lrs.append(opt.param_groups[0]["lr"])
+    )
+    try:
+        fn()
+    finally:
+        handle.remove()
+    return lrs
+
+
+def test_cosine_schedule_per_step():
+    data = toy_set(n=100)
+    lrs = _record_lrs(lambda: train.fit(toy_model(), data, epochs=3, lr=0.2, batch_size=32,
+                                        progress=False))
+    total = 3 * math.ceil(100 / 32)
+    assert len(lrs) == total
+    expected = [0.2 * 0.5 * (1 + math.cos(math.pi * k / total)) for k in range(total)]
+    assert lrs == pytest.approx(expected, rel=1e-12)
+
+
+def test_step_and_constant_schedules():
+    data = toy_set(n=64)
+    lrs = _record_lrs(lambda: train.fit(toy_model(), data, epochs=5, lr=0.1, batch_size=32,
+                                        schedule="step", step_every=2, gamma=0.5, progress=False))
+    assert lrs == pytest.approx([0.1] * 4 + [0.05] * 4 + [0.025] * 2)
+    lrs = _record_lrs(lambda: train.fit(toy_model(), data, epochs=2, lr=0.1, batch_size=32,
+                                        schedule="constant", progress=False))
+    assert lrs == [0.1] * 4
+
+
+def test_max_batches_caps_steps():
+    data = toy_set(n=128)
+    lrs = _record_lrs(lambda: train.fit(toy_model(), data, epochs=2, lr=0.1, batch_size=16,
+                                        max_batches=3, progress=False))
+    assert len(lrs) == 6
+
+
+def test_nan_loss_names_desc_epoch_step():
+    model = toy_model()
+    with torch.no_grad():
+        model.head.bias[0] = float("nan")
+    with pytest.raises(NonFiniteLossError, match=r"my-run.*epoch 1, step 1"):
+        train.fit(model, toy_set(n=64), epochs=2, lr=0.1, batch_size=32, desc="my-run", progress=False)
+
+
+def test_huge_lr_raises_nonfinite():
+    with pytest.raises(NonFiniteLossError, match=r"boom: non-finite loss .* at epoch \d+, step \d+"):
+        train.fit(toy_model(), toy_set(), epochs=3, lr=1e12, batch_size=32, desc="boom",
+                  progress=False)
+
+
+@pytest.mark.parametrize(
+    "kwargs, name",
+    [
+        (dict(epochs=0, lr=0.1), "epochs"),
+        (dict(epochs=1.5, lr=0.1), "epochs"),
+        (dict(epochs=1, lr=0.0), "lr"),
+        (dict(epochs=1, lr=-1.0), "lr"),
+        (dict(epochs=1, lr=float("nan")), "lr"),
+        (dict(epochs=1, lr=0.1, batch_size=0), "batch_size"),
+        (dict(epochs=1, lr=0.1, schedule="linear"), "schedule"),
+        (dict(epochs=1, lr=0.1, schedule="step"), "step_every"),
+        (dict(epochs=1, lr=0.1, weight_decay=-1.0), "weight_decay"),
+    ],
+)
+def test_fit_bad_arguments(kwargs, name):
+    with pytest.raises(ConfigError, match=name):
+        train.fit(toy_model(), toy_set(n=32), progress=False, **kwargs)
+
+
+def test_fit_rejects_empty_and_mismatched_data():
+    data = toy_set(n=32)
+    with pytest.raises(ConfigError, match="data is empty"):
+        train.fit(toy_model(), data.subset(slice(0, 0)), epochs=1, lr=0.1, progress=False)
+    with pytest.raises(ConfigError, match="classes"):
+        train.fit(toy_model(num_classes=10), data, epochs=1, lr=0.1, progress=False)
+    with pytest.raises(ConfigError, match="ImageSet"):
+        train.fit(toy_model(), data.images, epochs=1, lr=0.1, progress=False)
+
+
+def test_evaluate_matches_independent_computation():
+    data = toy_set(n=150)
+    model = toy_model()
+    train.fit(model, data, epochs=1, lr=0.05, batch_size=32, progress=False)
+    model.train()
+    bn_before = model.blocks[0].bn.running_mean.clone()
+    res = train.evaluate(model, data, batch_size=64)
+    assert model.training  # mode restored
+    assert torch.equal(model.blocks[0].bn.running_mean, bn_before)  # eval mode: stats untouched
+    model.eval()
+    with torch.no_grad():
+        x = data.images.double() / 127.5 - 1.0
+        logits = model.double()(x)
+    loss = F.cross_entropy(logits, data.labels).item()
+    acc = (logits.argmax(1) == data.labels).double().mean().item()
+    assert res["loss"] == pytest.approx(loss, rel=1e-5)
+    assert res["acc"] == pytest.approx(acc, abs=1 / 150 + 1e-12)
+
+
+def test_predict_and_features_shapes_and_batch_invariance():
+    data = toy_set(n=70)
+    model = toy_model()
+    logits = train.predict(model, data, batch_size=16)
+    feats = train.features(model, data, batch_size=9)
+    assert logits.shape == (70, 4) and logits.dtype == torch.float32
+    assert feats.shape == (70, model.feature_dim)
+    torch.testing.assert_close(train.predict(model, data, batch_size=70), logits)
+    torch.testing.assert_close(model.head(feats), logits, rtol=1e-5, atol=1e-5)
+
+
+def test_evaluate_rejects_bad_batch_size():
+    with pytest.raises(ConfigError, match="batch_size"):
+        train.evaluate(toy_model(), toy_set(n=8), batch_size=0)
+
+
+def test_set_seed_makes_init_reproducible():
+    train.set_seed(11)
+    a = models.build("cnn", 4, width=0.5).state_dict()
+    train.set_seed(11)
+    b = models.build("cnn", 4, width=0.5).state_dict()
+    assert state_equal(a, b)
