@@ -1,0 +1,87 @@
+"""Views per second: whole-set tensor ops (make_view) against a per-sample
+``torch.utils.data.Dataset.__getitem__`` that draws the same cue.
+
+Both sides use the same random plan (``plan_view``), so their outputs must be
+identical; the script checks that, then prints a table and the speed-up.
+
+    python benchmarks/bench_views.py [--n 10000] [--repeats 5] [--threads 2]
+"""
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+from torch.utils.data import Dataset
+
+from cbft_core.data import CUES, VIEWS, ImageSet, cue_class_colours, cue_class_positions, load_base
+from cbft_core.data import make_view, plan_view
+
+
+class PerSampleView(Dataset):
+    """Baseline: the cue drawn on one sample at a time, as a Dataset would."""
+
+    def __init__(self, base: ImageSet, cue: str, view: str, seed: int, simple: ImageSet | None):
+        self.base, self.cue, self.simple = base, cue, simple
+        self.plan = plan_view(base, cue, view, 1.0, seed, simple)
+        h, w = base.shape[1:]
+        self.positions = cue_class_positions(base.num_classes, h, w).tolist()
+        self.colours = cue_class_colours(base.num_classes)
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        p = self.plan
+        img = self.base.images[int(p.source[i])].clone()
+        k = int(p.cue_class[i])
+        if self.cue == "box":
+            r, c = self.positions[k]
+            if bool(p.has_cue[i]) and r >= 0:
+                img[:, r : r + 3, c : c + 3] = self.colours[k].view(3, 1, 1)
+        else:
+            top = self.simple.images[int(p.simple_index[i])] if bool(p.has_cue[i]) else torch.zeros_like(img)
+            img = torch.cat([top, img], dim=1)
+        return img, int(self.base.labels[i])
+
+
+def per_sample(base, cue, view, seed, simple) -> torch.Tensor:
+    ds = PerSampleView(base, cue, view, seed, simple)
+    return torch.stack([ds[i][0] for i in range(len(ds))])
+
+
+def best_time(fn, repeats: int) -> tuple[float, object]:
+    best, out = float("inf"), None
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        out = fn()
+        best = min(best, time.perf_counter() - t0)
+    return best, out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n", type=int, default=10_000, help="samples per view")
+    ap.add_argument("--repeats", type=int, default=5, help="timing repeats (best is kept)")
+    ap.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    base = load_base("shapes", n=args.n, seed=0)
+    simple = load_base("digits")
+    print(f"{args.n} shapes images per view; best of {args.repeats}; torch threads {torch.get_num_threads()}")
+    print(f"{'cue':<9}{'view':<10}{'vectorised/s':>14}{'per-sample/s':>14}{'ratio':>8}")
+    ratios = []
+    for cue in CUES:
+        for view in VIEWS:
+            t_vec, fast = best_time(lambda: make_view(base, cue, view, 1.0, 0, simple), args.repeats)
+            t_loop, slow = best_time(lambda: per_sample(base, cue, view, 0, simple), max(1, args.repeats - 2))
+            if not torch.equal(fast.images, slow):
+                raise SystemExit(f"mismatch between implementations for {cue}/{view}")
+            ratios.append(t_loop / t_vec)
+            print(f"{cue:<9}{view:<10}{args.n / t_vec:>14,.0f}{args.n / t_loop:>14,.0f}{ratios[-1]:>7.1f}x")
+    gmean = torch.tensor(ratios).log().mean().exp().item()
+    print(f"speed-up vs per-sample __getitem__: min {min(ratios):.1f}x, geometric mean {gmean:.1f}x")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,355 @@
+"""Tests of cbft_core.data: base sets, the box and Dominoes cues, the four views."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from hypothesis import given, settings, strategies as st
+
+from cbft_core.data import (
+    BASE_SETS, CUES, VIEWS, ImageSet, counterfactual_views, cue_class_colours, cue_class_positions,
+    load_base, make_view, plan_view,
+)
+from cbft_core.data.shapes import SHAPE_NAMES, shape_masks
+from cbft_core.errors import ConfigError, DataUnavailableError
+
+# The documented layout, restated independently of the implementation.
+GRID = (3, 14, 26)
+EXTRA = (8, 8)
+WHITE = (255, 255, 255)
+PALETTE = ((255, 255, 255), (255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 0), (0, 255, 255),
+           (255, 0, 255), (255, 128, 0), (128, 0, 255), (0, 0, 0))
+
+
+def documented_position(k: int, num_classes: int) -> tuple[int, int] | None:
+    slot = k if num_classes <= 10 else k % 10
+    if slot == 9:
+        return None if num_classes <= 10 else EXTRA
+    return GRID[slot // 3], GRID[slot % 3]
+
+
+def synthetic_base(num_classes: int, per_class: int, fill: int = 128, seed: int = 0) -> ImageSet:
+    """Flat grey images (or random ones with fill=-1), labels shuffled."""
+    g = torch.Generator().manual_seed(seed)
+    labels = torch.arange(num_classes).repeat(per_class)[torch.randperm(num_classes * per_class, generator=g)]
+    if fill < 0:
+        images = torch.randint(0, 256, (len(labels), 3, 32, 32), generator=g, dtype=torch.uint8)
+    else:
+        images = torch.full((len(labels), 3, 32, 32), fill, dtype=torch.uint8)
+    return ImageSet(images, labels, tuple(f"c{k}" for k in range(num_classes)))
+
+
+def box_region(pos: tuple[int, int]) -> tuple[slice, slice]:
+    return slice(pos[0], pos[0] + 3), slice(pos[1], pos[1] + 3)
+
+
+@pytest.fixture(scope="module")
+def shapes_small() -> ImageSet:
+    return load_base("shapes", n=300, seed=0)
+
+
+@pytest.fixture(scope="module")
+def digits() -> ImageSet:
+    return load_base("digits")
+
+
+# ---------------------------------------------------------------- box cue layout
+@pytest.mark.parametrize("num_classes", [10, 100])
+def test_box_position_and_colour_for_every_class(num_classes):
+    base = synthetic_base(num_classes, per_class=2)
+    view = make_view(base, "box", "cue", proportion=1.0)
+    for i in range(len(base)):
+        k = int(base.labels[i])
+        pos = documented_position(k, num_classes)
+        img = view.images[i]
+        if pos is None:
+            assert torch.equal(img, base.images[i])
+            continue
+        colour = torch.tensor(WHITE if num_classes <= 10 else PALETTE[k // 10], dtype=torch.uint8)
+        rows, cols = box_region(pos)
+        assert torch.equal(img[:, rows, cols], colour.view(3, 1, 1).expand(3, 3, 3))
+        outside = torch.ones(32, 32, dtype=torch.bool)
+        outside[rows, cols] = False
+        assert (img[:, outside] == 128).all()
+
+
+def test_box_layout_100_classes_is_a_distinct_code():
+    pos = cue_class_positions(100)
+    col = cue_class_colours(100)
+    assert len({tuple(c) for c in col.tolist()}) == 10
+    codes = {(tuple(p), tuple(c)) for p, c in zip(pos.tolist(), col.tolist())}
+    assert len(codes) == 100
+    assert (pos >= 0).all()
+    # The ten positions do not overlap one another.
+    cover = torch.zeros(10, 32, 32, dtype=torch.bool)
+    for s in range(10):
+        rows, cols = box_region(tuple(pos[s].tolist()))
+        cover[s, rows, cols] = True
+    assert cover.sum(0).max() == 1
+
+
+def test_box_layout_10_classes_class_nine_has_no_box():
+    pos = cue_class_positions(10)
+    assert pos[9].tolist() == [-1, -1]
+    assert len({tuple(p) for p in pos[:9].tolist()}) == 9
+    assert (cue_class_colours(10) == 255).all()
+
+
+@settings(max_examples=20, deadline=None)
+@given(num_classes=st.integers(2, 100), n=st.integers(2, 16), seed=st.integers(0, 2**31 - 1))
+def test_box_changes_only_the_box_pixels(num_classes, n, seed):
+    g = torch.Generator().manual_seed(seed)
+    labels = torch.randint(0, num_classes, (n,), generator=g)
+    base = ImageSet(torch.randint(0, 256, (n, 3, 32, 32), generator=g, dtype=torch.uint8), labels,
+                    tuple(str(k) for k in range(num_classes)))
+    out = make_view(base, "box", "cue", 1.0, seed=seed).images
+    for i in range(n):
+        k = int(labels[i])
+        pos = documented_position(k, num_classes)
+        mask = torch.zeros(32, 32, dtype=torch.bool)
+        if pos is not None:
+            rows, cols = box_region(pos)
+            mask[rows, cols] = True
+            colour = torch.tensor(WHITE if num_classes <= 10 else PALETTE[k // 10], dtype=torch.uint8)
+            assert (out[i][:, mask] == colour.view(3, 1)).all()
+        assert torch.equal(out[i][:, ~mask], base.images[i][:, ~mask])
+
+
+# ---------------------------------------------------------------- proportion
+@pytest.mark.parametrize("p", [0.0, 0.25, 0.6, 0.8, 0.95, 1.0])
+def test_cue_proportion_is_exact_per_class_and_takes_the_first(p):
+    g = torch.Generator().manual_seed(1)
+    labels = torch.randint(0, 7, (301,), generator=g)  # uneven class sizes
+    base = ImageSet(torch.zeros(301, 3, 32, 32, dtype=torch.uint8), labels, tuple("abcdefg"))
+    view = make_view(base, "box", "cue", proportion=p)
+    for k in range(7):
+        flags = view.has_cue[labels == k].tolist()
+        q = round(p * len(flags))
+        assert flags == [True] * q + [False] * (len(flags) - q)
+        # has_cue agrees with the pixels (class 9 absent here, every class has a box).
+        boxed = (view.images[labels == k] != 0).flatten(1).any(1).tolist()
+        assert boxed == flags
+
+
+def test_clean_has_no_cue_and_counterfactuals_all_carry_one(shapes_small, digits):
+    for cue in CUES:
+        views = counterfactual_views(shapes_small, cue, seed=3, simple=digits)
+        assert list(views) == list(VIEWS)
+        assert not views["clean"].has_cue.any()
+        for v in ("cue", "rand-cue", "rand-img"):
+            assert views[v].has_cue.all()
+        for v in views.values():
+            assert torch.equal(v.labels, shapes_small.labels)
+    clean = make_view(shapes_small, "box", "clean", proportion=0.5)
+    assert torch.equal(clean.images, shapes_small.images)
+
+
+# ---------------------------------------------------------------- determinism
+def test_views_deterministic_by_seed(shapes_small, digits):
+    for cue in CUES:
+        for view in ("rand-cue", "rand-img"):
+            a = make_view(shapes_small, cue, view, seed=5, simple=digits)
+            b = make_view(shapes_small, cue, view, seed=5, simple=digits)
+            c = make_view(shapes_small, cue, view, seed=6, simple=digits)
+            assert torch.equal(a.images, b.images)
+            assert not torch.equal(a.images, c.images)
+
+
+def test_shapes_deterministic_prefix_and_seeded():
+    a = load_base("shapes", n=600, seed=0)
+    b = load_base("shapes", n=50, seed=0)
+    c = load_base("shapes", n=50, seed=1)
+    assert torch.equal(a.images[:50], b.images) and torch.equal(a.labels[:50], b.labels)
+    assert not torch.equal(b.images, c.images)
+    assert a.images.dtype == torch.uint8 and a.shape == (3, 32, 32) and a.labels.dtype == torch.int64
+    assert a.classes == SHAPE_NAMES
+    assert torch.equal(a.labels, torch.arange(600) % 10)
+
+
+def test_shapes_train_and_test_share_no_image():
+    train = load_base("shapes", "train", n=500).images.flatten(1)
+    test = load_base("shapes", "test", n=500).images.flatten(1)
+    both = torch.cat([train, test])
+    assert torch.unique(both, dim=0).shape[0] == 1000
+
+
+def test_shape_masks_areas_and_distinct():
+    n = len(SHAPE_NAMES)
+    r = torch.full((n,), 40.0)
+    masks = shape_masks(torch.arange(n), torch.full((n,), 64.0), torch.full((n,), 64.0), r,
+                        torch.zeros(n), size=128)
+    # Disk of unit radius 0.9: area π (0.9 r)^2; square of half-side 0.75: (1.5 r)^2.
+    assert masks[0].sum().item() == pytest.approx(math.pi * (0.9 * 40) ** 2, rel=0.01)
+    assert masks[1].sum().item() == pytest.approx((1.5 * 40) ** 2, rel=0.01)
+    flat = (masks > 0.5).flatten(1).float()
+    overlap = flat @ flat.T
+    iou = overlap / (flat.sum(1)[:, None] + flat.sum(1)[None, :] - overlap)
+    assert (iou - torch.eye(n)).max() < 0.9
+
+
+# ---------------------------------------------------------------- counterfactual views
+def test_rand_img_keeps_true_cue_and_changes_image(shapes_small):
+    base = shapes_small
+    plan = plan_view(base, "box", "rand-img", seed=2)
+    view = make_view(base, "box", "rand-img", seed=2)
+    assert (plan.source != torch.arange(len(base))).all()
+    assert len(torch.unique(plan.source)) > len(base) // 2
+    for i in range(100):
+        k = int(base.labels[i])
+        pos = documented_position(k, 10)
+        mask = torch.zeros(32, 32, dtype=torch.bool)
+        if pos is not None:
+            rows, cols = box_region(pos)
+            mask[rows, cols] = True
+            assert (view.images[i][:, mask] == 255).all()
+        j = int(plan.source[i])
+        assert torch.equal(view.images[i][:, ~mask], base.images[j][:, ~mask])
+    assert torch.equal(view.labels, base.labels)
+
+
+def test_rand_cue_keeps_image_and_draws_uniform_class(shapes_small):
+    base = synthetic_base(10, per_class=200, fill=-1)
+    plan = plan_view(base, "box", "rand-cue", seed=4)
+    view = make_view(base, "box", "rand-cue", seed=4)
+    counts = torch.bincount(plan.cue_class, minlength=10).float()
+    assert counts.min() > 150 and counts.max() < 250  # 2000 draws over 10 classes
+    assert (plan.cue_class != base.labels).float().mean() > 0.8
+    for i in range(0, len(base), 37):
+        pos = documented_position(int(plan.cue_class[i]), 10)
+        mask = torch.zeros(32, 32, dtype=torch.bool)
+        if pos is not None:
+            rows, cols = box_region(pos)
+            mask[rows, cols] = True
+        assert torch.equal(view.images[i][:, ~mask], base.images[i][:, ~mask])
+
+
+def _classes_by_image(simple: ImageSet) -> dict[bytes, set[int]]:
+    table: dict[bytes, set[int]] = {}
+    for img, k in zip(simple.images.numpy(), simple.labels.tolist()):
+        table.setdefault(img.tobytes(), set()).add(k)
+    return table
+
+
+@pytest.mark.parametrize("view", VIEWS)
+def test_dominoes_halves(shapes_small, digits, view):
+    out = make_view(shapes_small, "dominoes", view, proportion=0.8, seed=1, simple=digits)
+    plan = plan_view(shapes_small, "dominoes", view, proportion=0.8, seed=1, simple=digits)
+    assert out.images.shape == (len(shapes_small), 3, 64, 32) and out.images.dtype == torch.uint8
+    top, bottom = out.images[:, :, :32], out.images[:, :, 32:]
+    assert torch.equal(bottom, shapes_small.images[plan.source])
+    if view == "rand-img":
+        assert (plan.source != torch.arange(len(shapes_small))).all()
+    else:
+        assert torch.equal(bottom, shapes_small.images)
+    table = _classes_by_image(digits)
+    for i in range(len(shapes_small)):
+        if not out.has_cue[i]:
+            assert (top[i] == 0).all()
+            continue
+        k = int(plan.cue_class[i]) if view == "rand-cue" else int(shapes_small.labels[i])
+        assert k in table.get(top[i].numpy().tobytes(), set())
+    if view == "cue":
+        assert out.has_cue.float().mean().item() == pytest.approx(0.8, abs=0.01)
+
+
+def test_cue_and_rand_img_share_dominoes_tops(shapes_small, digits):
+    cue = make_view(shapes_small, "dominoes", "cue", seed=9, simple=digits)
+    rimg = make_view(shapes_small, "dominoes", "rand-img", seed=9, simple=digits)
+    assert torch.equal(cue.images[:, :, :32], rimg.images[:, :, :32])
+
+
+# ---------------------------------------------------------------- base sets
+def test_digits_split_and_format(digits):
+    test = load_base("digits", "test")
+    assert digits.shape == (3, 32, 32) and digits.classes == tuple(str(k) for k in range(10))
+    assert len(digits) + len(test) == 1797
+    counts_train = torch.bincount(digits.labels, minlength=10)
+    counts_test = torch.bincount(test.labels, minlength=10)
+    total = counts_train + counts_test
+    assert torch.equal(counts_train, torch.round(total.double() * 0.8).long())
+    # The split does not depend on seed, and no image is in both.
+    assert torch.equal(load_base("digits", seed=7).images, digits.images)
+    both = torch.cat([digits.images.flatten(1), test.images.flatten(1)])
+    assert torch.unique(both, dim=0).shape[0] == len(both) - _duplicates_in_sklearn_digits()
+    # Grey: the three channels are equal.
+    assert torch.equal(digits.images[:, 0], digits.images[:, 2])
+
+
+def _duplicates_in_sklearn_digits() -> int:
+    from sklearn.datasets import load_digits
+    raw = torch.as_tensor(load_digits().data)
+    return len(raw) - torch.unique(raw, dim=0).shape[0]
+
+
+def test_balanced_subset_of_digits(digits):
+    sub = load_base("digits", n=95, seed=3)
+    counts = torch.bincount(sub.labels, minlength=10)
+    assert counts.max() - counts.min() <= 1 and counts.sum() == 95
+    # Subset images are digits training images, in the training set's order.
+    flat = digits.images.flatten(1)
+    idx = [int(torch.nonzero((flat == x).all(1))[0]) for x in sub.images.flatten(1)]
+    assert idx == sorted(idx)
+    assert not torch.equal(load_base("digits", n=95, seed=4).images, sub.images)
+
+
+def test_missing_torchvision_set_offline(tmp_path, monkeypatch):
+    monkeypatch.delenv("CBFT_DOWNLOAD", raising=False)
+    for name in ("cifar10", "fashionmnist"):
+        with pytest.raises(DataUnavailableError) as err:
+            load_base(name, root=tmp_path)
+        msg = str(err.value)
+        assert str(tmp_path) in msg and "download=True" in msg and "CBFT_DOWNLOAD=1" in msg
+    assert list(tmp_path.iterdir()) == []  # nothing written, nothing fetched
+    monkeypatch.setenv("CBFT_DATA_DIR", str(tmp_path / "env"))
+    with pytest.raises(FileNotFoundError, match="env"):
+        load_base("mnist")
+
+
+# ---------------------------------------------------------------- bad input
+@pytest.mark.parametrize(
+    "kwargs, word",
+    [
+        (dict(name="imagenet"), "name"),
+        (dict(name="shapes", split="val"), "split"),
+        (dict(name="shapes", n=0), "n"),
+        (dict(name="digits", n=10**6), "n"),
+    ],
+)
+def test_load_base_bad_input(kwargs, word):
+    with pytest.raises(ConfigError, match=rf"^{word}:"):
+        load_base(**kwargs)
+
+
+def test_unknown_name_lists_valid_names():
+    with pytest.raises(ConfigError) as err:
+        load_base("imagenet")
+    assert all(name in str(err.value) for name in BASE_SETS)
+
+
+@pytest.mark.parametrize(
+    "kwargs, word",
+    [
+        (dict(proportion=-0.1), "proportion"),
+        (dict(proportion=1.5), "proportion"),
+        (dict(proportion=float("nan")), "proportion"),
+        (dict(cue="stripe"), "cue"),
+        (dict(view="shuffled"), "view"),
+        (dict(cue="dominoes"), "simple"),
+    ],
+)
+def test_make_view_bad_input(shapes_small, kwargs, word):
+    with pytest.raises(ConfigError, match=rf"^{word}:"):
+        make_view(shapes_small, **{"view": "cue", **kwargs})
+
+
+def test_dominoes_simple_with_other_classes(shapes_small):
+    other = synthetic_base(7, per_class=3)
+    with pytest.raises(ConfigError, match=r"^simple:.*7 classes"):
+        make_view(shapes_small, "dominoes", "cue", simple=other)
+
+
+def test_too_many_classes_for_box():
+    base = synthetic_base(101, per_class=1)
+    with pytest.raises(ConfigError, match="num_classes"):
+        make_view(base, "box", "cue")
