@@ -23,7 +23,6 @@ fi
 # Trained models and results are cached here, keyed by a hash of config and code.
 export CBFT_CACHE_DIR="${CBFT_CACHE_DIR:-$repo_root/.cache/cbft}"
 export PYTHONHASHSEED=0
-export MPLBACKEND=Agg
 # The pages' browser JavaScript (widgets, MathJax), served from the book's own static files.
 source "$repo_root/scripts/vendor-js.sh"
 # Debian's Chromium for tests/test_browser.py (the tests only; Playwright never downloads a browser).
