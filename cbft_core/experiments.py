@@ -34,7 +34,9 @@ __all__ = [
     "clean_subset",
     "cue_subset",
     "finetuned",
+    "finetune_history",
     "view_accuracies",
+    "child_accuracies",
     "finetune_summary",
 ]
 
@@ -148,36 +150,79 @@ def cue_subset(cfg: Preset, seed: int, cue: str = "box") -> ImageSet:
 
 def _method_config(cfg: Preset, method: str) -> dict[str, Any]:
     if method.startswith("cbft"):
-        return dict(epochs=cfg.cbft_epochs, lr=cfg.cbft_lr, margin=cfg.cbft_margin, lam=cfg.cbft_lambda,
-                    warmup_epochs=cfg.cbft_warmup_epochs)
+        settings = dict(epochs=cfg.cbft_epochs, lr=cfg.cbft_lr, margin=cfg.cbft_margin, lam=cfg.cbft_lambda,
+                        warmup_epochs=cfg.cbft_warmup_epochs)
+        if method == "cbft-no-invariance":  # the method fixes lam = 0 itself
+            settings.pop("lam")
+        return settings
     return dict(epochs=cfg.ft_epochs, lr=cfg.ft_lr)
+
+
+def _finetuned_key(cfg: Preset, seed: int, method: str, n: int, cue: str) -> dict[str, Any]:
+    return _key(cfg, seed=seed, method=method, n_clean=n, cue=cue, what="finetuned")
 
 
 def finetuned(cfg: Preset, seed: int, method: str, n_clean: int | None = None, cue: str = "box",
               progress: bool = True) -> nn.Module:
-    """The cue-reliant child of ``seed`` fine-tuned with ``method`` on ``n_clean`` clean images (cached)."""
+    """The cue-reliant child of ``seed`` fine-tuned with ``method`` on ``n_clean`` clean images (cached).
+
+    Training also stores the per-epoch history, read by :func:`finetune_history`.
+    """
     if method not in FT_METHODS:
         raise ConfigError(f"method: unknown fine-tuning method {method!r}; choose one of {list(FT_METHODS)}")
     n = cfg.n_clean if n_clean is None else n_clean
     start = zoo.child(cfg, seed, cue, cfg.proportion, 0, progress=progress)
+    key = _finetuned_key(cfg, seed, method, n, cue)
 
     def compute() -> dict[str, torch.Tensor]:
         cue_data = cue_subset(cfg, seed, cue) if method.startswith("cbft") else None
-        tuned = finetune.run(method, start, clean_subset(cfg, seed, n, cue), cue_data,
-                             batch_size=cfg.ft_batch_size, weight_decay=cfg.ft_weight_decay,
-                             momentum=cfg.momentum, seed=seed, progress=progress,
-                             max_batches=cfg.max_batches, **_method_config(cfg, method))
+        tuned, history = finetune.run(method, start, clean_subset(cfg, seed, n, cue), cue_data,
+                                      batch_size=cfg.ft_batch_size, weight_decay=cfg.ft_weight_decay,
+                                      momentum=cfg.momentum, seed=seed, progress=progress,
+                                      max_batches=cfg.max_batches, return_history=True,
+                                      **_method_config(cfg, method))
+        cache.save_json(cache.entry_path("finetune-history", key, ".json"), history)
         return {k: v.detach().cpu() for k, v in tuned.state_dict().items()}
 
-    key = _key(cfg, seed=seed, method=method, n_clean=n, cue=cue, what="finetuned")
     model = zoo.build_model(cfg, cue)
     model.load_state_dict(cache.cached("finetuned", key, compute))
     return model.to(zoo.resolve_device(cfg)).eval()
 
 
+def finetune_history(cfg: Preset, seed: int, method: str, n_clean: int | None = None, cue: str = "box",
+                     progress: bool = True) -> dict[str, Any]:
+    """The per-epoch training history of :func:`finetuned` (its losses, accuracy, learning rate).
+
+    Stored when the model was trained; if only the model is in the cache,
+    the model is trained again (deterministically) to recover it.
+    """
+    n = cfg.n_clean if n_clean is None else n_clean
+    key = _finetuned_key(cfg, seed, method, n, cue)
+    path = cache.entry_path("finetune-history", key, ".json")
+    if not path.exists():
+        finetuned(cfg, seed, method, n, cue, progress)
+    if not path.exists():  # the model was cached without its history
+        cache.entry_path("finetuned", key, ".pt").unlink(missing_ok=True)
+        finetuned(cfg, seed, method, n, cue, progress)
+    return cache.load_json(path)
+
+
 def view_accuracies(model: nn.Module, views: dict[str, ImageSet], batch_size: int = 1000) -> dict[str, float]:
     """Accuracy of ``model`` on each counterfactual view."""
     return {name: train.evaluate(model, view, batch_size)["acc"] for name, view in views.items()}
+
+
+def child_accuracies(cfg: Preset, seed: int, proportion: float | None = None, branch: int = 0,
+                     cue: str = "box", progress: bool = True) -> dict[str, float]:
+    """Accuracy on each counterfactual test view of the child with cue ``proportion`` (None → the preset's)."""
+    p = _proportion(cfg, proportion)
+
+    def compute() -> dict[str, float]:
+        model = zoo.child(cfg, seed, cue, p, branch, progress=progress)
+        return view_accuracies(model, zoo.test_views(cfg, cue), cfg.eval_batch_size)
+
+    key = _key(cfg, seed=seed, proportion=p, branch=branch, cue=cue, what="child-views")
+    return cache.cached_json("child-views", key, compute)
 
 
 def finetune_summary(cfg: Preset, seed: int, method: str, n_clean: int | None = None, cue: str = "box",

@@ -20,8 +20,11 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     || { echo "[env] installation failed: see the pip output above" >&2; exit 1; }
   echo "$want" > "$stamp"
 fi
-# Trained models and results are cached here, keyed by a hash of config and code.
-export CBFT_CACHE_DIR="${CBFT_CACHE_DIR:-$repo_root/.cache/cbft}"
+# Trained models and results are cached here (the library's own default), keyed by a hash of
+# their full configuration and of the library's code: the book build, the tests and a reader's
+# Jupyter session share one cache, and an entry is never reused by code that would compute it
+# differently.
+export CBFT_CACHE_DIR="${CBFT_CACHE_DIR:-$HOME/.cache/cbft_core}"
 export PYTHONHASHSEED=0
 # The pages' browser JavaScript (widgets, MathJax), served from the book's own static files.
 source "$repo_root/scripts/vendor-js.sh"

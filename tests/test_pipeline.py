@@ -1,0 +1,155 @@
+"""The pipeline end to end at a very small scale: results.json schema, figures, and resuming from the cache."""
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+
+from cbft_core import cache, experiments, finetune, pipeline, presets, replication, train
+from cbft_core.errors import ConfigError
+
+# tiny preset, shrunk further so two seeds of the whole study run in seconds
+SMALL = dict(n_train=300, n_test=60, bn_images=32, eval_batch_size=60, n_clean=64, n_cue=64,
+             max_batches=2, cbft_epochs=2, path_points=3)
+SEEDS = [0, 1]
+VIEWS = ["clean", "cue", "rand_cue", "rand_img"]
+
+
+def _files(folder) -> list[str]:
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    """One cold run into a fresh cache, then a second run that must only read it."""
+    cache_dir = tmp_path_factory.mktemp("cache")
+    out = tmp_path_factory.mktemp("out")
+    mp = pytest.MonkeyPatch()
+    mp.setenv(cache.ENV_VAR, str(cache_dir))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # these tensors are tiny: one thread avoids OpenMP overhead on a busy machine
+    try:
+        first = pipeline.run("tiny", SEEDS, out, progress=False, **SMALL)
+        written = json.loads((out / "results.json").read_text())
+        files_after_first = _files(cache_dir)
+
+        def no_training(*args, **kwargs):
+            raise AssertionError("the resumed run trained a model instead of reading the cache")
+
+        mp.setattr(train, "fit", no_training)
+        mp.setattr(finetune, "run", no_training)
+        second = pipeline.run("tiny", SEEDS, out, progress=False, **SMALL)
+        files_after_second = _files(cache_dir)
+    finally:
+        mp.undo()
+        torch.set_num_threads(threads)
+    return dict(first=first, written=written, second=second, out=out, cache_dir=cache_dir,
+                files=(files_after_first, files_after_second))
+
+
+def test_schema(study):
+    res = study["written"]
+    assert res == study["first"], "results.json holds exactly what run() returned"
+    assert res["preset"] == "tiny" and res["cue"] == "box" and res["seeds"] == SEEDS
+    assert math.isclose(res["chance"], 0.1)
+    assert set(res) == {"preset", "cue", "seeds", "chance", "models", "paths", "finetune"}
+    assert set(res["models"]) == {"cue", "nocue"}
+    assert set(res["paths"]) == {"cue-nocue", "nocue-nocue", "cue-cue"}
+    assert set(res["finetune"]) == set(experiments.FT_METHODS)
+    for views in res["models"].values():
+        assert set(views) == set(VIEWS)
+    for method in res["finetune"].values():
+        assert set(method) == set(VIEWS) | {"barrier_to_cue", "midpoint_loss_to_cue"}
+    blocks = [*res["models"].values(), *res["paths"].values(), *res["finetune"].values()]
+    for block in blocks:
+        for key, values in block.items():
+            assert isinstance(values, list) and len(values) == len(SEEDS), key
+            assert all(isinstance(v, float) and math.isfinite(v) for v in values), key
+            if key in VIEWS:
+                assert all(0.0 <= v <= 1.0 for v in values), key
+            if key in ("barrier", "barrier_to_cue"):
+                assert all(v >= 0.0 for v in values), "Entezari barriers are >= 0 (0 at the endpoints)"
+
+
+def test_seed_entries_match_experiments(study, monkeypatch):
+    """Each list entry is that seed's own cached measurement, in the order of the seeds."""
+    monkeypatch.setenv(cache.ENV_VAR, str(study["cache_dir"]))
+    cfg = presets.get("tiny", seeds=SEEDS, **SMALL)
+    res = study["written"]
+    for i, seed in enumerate(SEEDS):
+        summary = experiments.finetune_summary(cfg, seed, "cbft", progress=False)
+        assert res["finetune"]["cbft"]["rand_img"][i] == summary["views"]["rand-img"]
+        assert res["finetune"]["cbft"]["barrier_to_cue"][i] == summary["barrier_to_cue"]
+        path = experiments.path_result(cfg, seed, "cue-nocue", progress=False)
+        gap = path.loss["cue"] - ((1 - path.ts) * path.loss["cue"][0] + path.ts * path.loss["cue"][-1])
+        assert math.isclose(res["paths"]["cue-nocue"]["barrier"][i], float(gap.max()), abs_tol=1e-12)
+    losses = [tuple(experiments.path_result(cfg, s, "cue-nocue", progress=False).loss["cue"]) for s in SEEDS]
+    assert losses[0] != losses[1], "the two seeds are different replicates"
+
+
+def test_finetune_history_is_stored_with_the_model(study, monkeypatch):
+    monkeypatch.setenv(cache.ENV_VAR, str(study["cache_dir"]))
+    monkeypatch.setattr(finetune, "run", lambda *a, **k: pytest.fail("history must come from the cache"))
+    cfg = presets.get("tiny", seeds=SEEDS, **SMALL)
+    hist = experiments.finetune_history(cfg, SEEDS[0], "cbft")
+    steps = min(math.ceil(cfg.n_clean / cfg.ft_batch_size), cfg.max_batches)
+    assert len(hist["clean_ce"]) == cfg.cbft_epochs and len(hist["t"]) == cfg.cbft_epochs * steps
+    assert all(0.25 <= t <= 0.75 for t in hist["t"])
+    assert len(experiments.finetune_history(cfg, SEEDS[0], "ft")["ft"]["loss"]) == cfg.ft_epochs
+
+
+def test_resume_reads_the_cache(study):
+    before, after = study["files"]
+    assert before and before == after, "a resumed run writes no new cache entries"
+    assert study["second"] == study["first"]
+    assert {p.name for p in study["out"].glob("*.png")} >= {"path_barriers.png", "finetune_views.png"}
+    assert not list(study["out"].glob(".*.tmp")), "no temporary files left behind"
+
+
+def test_replication_table(study):
+    rows = replication.claims(study["written"])
+    assert rows and all(set(r) >= {"claim", "paper", "measured", "holds"} for r in rows)
+    assert all(isinstance(r["holds"], bool) for r in rows)
+    text = replication.to_markdown(rows)
+    assert text.count("\n") == len(rows) + 1
+    res = study["written"]
+    by_claim = {r["claim"]: r["holds"] for r in rows}
+    cbft = sum(res["finetune"]["cbft"]["rand_img"]) / len(SEEDS)
+    assert by_claim["CBFT removes the cue mechanism"] == (cbft <= 1.5 * res["chance"])
+    table = replication.method_table(res)
+    assert [r["method"] for r in table] == [replication.NAMES[m] for m in experiments.FT_METHODS]
+
+
+def test_workload_counts():
+    cfg = presets.get("tiny")
+    w = replication.workload(cfg)
+    children = (cfg.parent_epochs + 4 * cfg.child_epochs) * cfg.n_train
+    finetuning = (2 * cfg.ft_epochs + 7 * cfg.cbft_epochs) * cfg.n_clean
+    assert w["train"] == children + finetuning
+    assert math.isclose(replication.estimate_hours(cfg, 1000.0, seeds=2),
+                        2 * (w["train"] + w["eval"] / 3) / 1000 / 3600)
+    with pytest.raises(ConfigError, match="train_images_per_s"):
+        replication.estimate_hours(cfg, 0)
+
+
+def test_validate_rejects_bad_results(study):
+    bad = json.loads(json.dumps(study["written"]))
+    bad["finetune"]["ft"]["rand_img"] = [1.5, 0.1]
+    with pytest.raises(ConfigError, match="finetune.ft.rand_img"):
+        pipeline.validate(bad)
+    bad = json.loads(json.dumps(study["written"]))
+    bad["paths"]["cue-cue"]["barrier"] = [0.1]
+    with pytest.raises(ConfigError, match="one per seed"):
+        pipeline.validate(bad)
+
+
+def test_bad_arguments(tmp_path):
+    with pytest.raises(ConfigError, match="cue"):
+        pipeline.run("tiny", [0], tmp_path, cue="stripes", progress=False)
+    with pytest.raises(ConfigError, match="unknown preset setting"):
+        pipeline.run("tiny", [0], tmp_path, progress=False, n_trian=10)
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ConfigError, match="out"):
+        pipeline.run("tiny", [0], tmp_path / "file", progress=False)
