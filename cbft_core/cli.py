@@ -16,20 +16,20 @@ from typing import Any, Sequence
 from .errors import CbftError
 from .presets import PRESET_NAMES
 
-__all__ = ["main", "build_parser", "chapters", "execute_chapter"]
+__all__ = ["main", "build_parser", "toc_files", "chapters", "execute_chapter"]
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-def chapters(book_root: Path = REPO) -> list[Path]:
-    """The notebook chapters listed in ``_toc.yml``, in order."""
+def toc_files(book_root: Path = REPO) -> list[str]:
+    """Every document named in ``_toc.yml`` (root first), in order, without extension."""
     import yaml
 
     toc_path = book_root / "_toc.yml"
     if not toc_path.exists():
         raise CbftError(f"no _toc.yml in {book_root}: run this from a clone of the book's repository")
     toc = yaml.safe_load(toc_path.read_text())
-    names: list[str] = []
+    names: list[str] = [toc["root"]]
 
     def walk(entries: Any) -> None:
         for entry in entries or []:
@@ -41,7 +41,12 @@ def chapters(book_root: Path = REPO) -> list[Path]:
     for part in toc.get("parts", []):
         walk(part.get("chapters"))
     walk(toc.get("chapters"))
-    return [book_root / f"{n}.ipynb" for n in names if (book_root / f"{n}.ipynb").exists()]
+    return names
+
+
+def chapters(book_root: Path = REPO) -> list[Path]:
+    """The notebook chapters listed in ``_toc.yml``, in order."""
+    return [book_root / f"{n}.ipynb" for n in toc_files(book_root) if (book_root / f"{n}.ipynb").exists()]
 
 
 def _value(text: str) -> Any:

@@ -7,30 +7,19 @@ from pathlib import Path
 import pytest
 import yaml
 
+from cbft_core import cli
+
 REPO = Path(__file__).resolve().parents[1]
 
 
 def toc_files() -> list[str]:
     """Every document named in _toc.yml, in order (without extension)."""
-    toc = yaml.safe_load((REPO / "_toc.yml").read_text())
-    found = [toc["root"]]
-
-    def walk(entries):
-        for entry in entries or []:
-            if "file" in entry:
-                found.append(entry["file"])
-            walk(entry.get("sections"))
-            walk(entry.get("chapters"))
-
-    for part in toc.get("parts", []):
-        walk(part.get("chapters"))
-    walk(toc.get("chapters"))
-    return found
+    return cli.toc_files(REPO)
 
 
 def toc_notebooks() -> list[Path]:
     """The chapters of _toc.yml that are notebooks."""
-    return [REPO / f"{name}.ipynb" for name in toc_files() if (REPO / f"{name}.ipynb").exists()]
+    return cli.chapters(REPO)
 
 
 @pytest.fixture(scope="session")
