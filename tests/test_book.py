@@ -20,7 +20,7 @@ def test_every_toc_page_renders(built_book: Path):
 
 def test_citations_are_author_year(built_book: Path):
     intro = (built_book / "book" / "intro.html").read_text()
-    assert re.search(r"Lubana\s+<em>et al\.</em>\s*\(?2023|Lubana et al\.,? \(?2023", intro), (
+    assert re.search(r"Lubana\s+<em>et al\.</em>,?\s*\(?2023|Lubana et al\.,? \(?2023", intro), (
         "author-year citation of the paper on the landing page"
     )
 
