@@ -10,8 +10,9 @@ import argparse
 import ast
 import json
 import sys
+import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from .errors import CbftError
 from .presets import PRESET_NAMES
@@ -88,19 +89,30 @@ def _cmd_chapter(args: argparse.Namespace) -> None:
     print(f"executed {target}")
 
 
+def _execute_timed(paths: Sequence[Path], out: Callable[[Path], Path], parameters: dict[str, Any],
+                   progress: bool, verb: str) -> None:
+    """Execute chapters in order, printing each one's wall time and the total (what the book costs)."""
+    total = 0.0
+    for path in paths:
+        start = time.perf_counter()
+        target = execute_chapter(path, out(path), parameters, progress=progress)
+        seconds = time.perf_counter() - start
+        total += seconds
+        print(f"{verb} {target} in {seconds:.0f} s", flush=True)
+    print(f"{len(paths)} chapter(s) in {total:.0f} s ({total / 60:.1f} min)")
+
+
 def _cmd_book(args: argparse.Namespace) -> None:
     params = {"preset": args.preset, **dict(args.param or [])}
-    for path in chapters():
-        target = execute_chapter(path, Path(args.out), params, progress=not args.quiet)
-        print(f"executed {target}")
+    _execute_timed(chapters(), lambda _: Path(args.out), params, not args.quiet, "executed")
 
 
 def _cmd_refresh(args: argparse.Namespace) -> None:
-    for path in chapters():
-        if args.only and path.stem not in args.only:
-            continue
-        execute_chapter(path, path.parent, {}, progress=not args.quiet)
-        print(f"refreshed {path.relative_to(REPO)}")
+    unknown = sorted(set(args.only or ()) - {p.stem for p in chapters()})
+    if unknown:
+        raise CbftError(f"--only: unknown chapter(s) {unknown}; chapters: {[p.stem for p in chapters()]}")
+    selected = [p for p in chapters() if not args.only or p.stem in args.only]
+    _execute_timed(selected, lambda p: p.parent, {}, not args.quiet, "refreshed")
 
 
 def _cmd_presets(args: argparse.Namespace) -> None:

@@ -94,15 +94,7 @@ class ExplorerGrid:
 
 
 def _check_unit_values(values: Any, name: str) -> np.ndarray:
-    try:
-        arr = np.asarray(values, dtype=np.float64).reshape(-1)
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"{name} must be a sequence of numbers in [0, 1], got {values!r}") from exc
-    if arr.size == 0 or not np.all(np.isfinite(arr)) or arr.min() < 0 or arr.max() > 1:
-        raise ConfigError(f"{name} must be a non-empty sequence of numbers in [0, 1], got {values!r}")
-    if np.any(np.diff(arr) <= 0):
-        raise ConfigError(f"{name} must be strictly increasing, got {arr.tolist()}")
-    return arr
+    return paths.check_unit_values(values, name, increasing=True)
 
 
 def bent_midpoint(a: StateDict, b: StateDict, mid: StateDict, bend: float) -> dict[str, torch.Tensor]:

@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 from .data.imageset import ImageSet, batches
 from .errors import ConfigError
 
-__all__ = ["linear", "bezier", "check_compatible", "reset_bn", "evaluate_path", "PathResult"]
+__all__ = ["linear", "bezier", "check_compatible", "check_unit_values", "reset_bn", "evaluate_path", "PathResult"]
 
 StateDict = Mapping[str, torch.Tensor]
 
@@ -172,13 +172,16 @@ class PathResult:
         }
 
 
-def _check_ts(ts: Any) -> np.ndarray:
+def check_unit_values(values: Any, name: str = "ts", increasing: bool = False) -> np.ndarray:
+    """``values`` as a float64 array of numbers in [0, 1] (strictly increasing if asked), else ConfigError naming ``name``."""
     try:
-        arr = np.asarray(ts, dtype=np.float64).reshape(-1)
+        arr = np.asarray(values, dtype=np.float64).reshape(-1)
     except (TypeError, ValueError) as exc:
-        raise ConfigError(f"ts must be a sequence of numbers in [0, 1], got {ts!r}") from exc
+        raise ConfigError(f"{name} must be a sequence of numbers in [0, 1], got {values!r}") from exc
     if arr.size == 0 or not np.all(np.isfinite(arr)) or arr.min() < 0 or arr.max() > 1:
-        raise ConfigError(f"ts must be a non-empty sequence of numbers in [0, 1], got {ts!r}")
+        raise ConfigError(f"{name} must be a non-empty sequence of numbers in [0, 1], got {values!r}")
+    if increasing and np.any(np.diff(arr) <= 0):
+        raise ConfigError(f"{name} must be strictly increasing, got {arr.tolist()}")
     return arr
 
 
@@ -232,7 +235,7 @@ def evaluate_path(
     for name, data in sets.items():
         if not isinstance(data, ImageSet) or len(data) == 0:
             raise ConfigError(f"sets[{name!r}] must be a non-empty ImageSet, got {type(data).__name__}")
-    ts_arr = _check_ts(ts)
+    ts_arr = check_unit_values(ts)
     bn_images = _check_positive_int(bn_images, "bn_images")
     batch_size = _check_positive_int(batch_size, "batch_size")
     shared_bn: ImageSet | None

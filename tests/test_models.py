@@ -106,3 +106,19 @@ def test_seed_makes_weights_reproducible_without_touching_global_rng():
 def test_bad_arguments_raise_config_error(kwargs, word):
     with pytest.raises(ConfigError, match=word):
         build(**kwargs)
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_channels_last_weights_compute_the_same_function_as_nchw(name):
+    model = build(name, 5, width=SMALL_WIDTH[name], seed=0).eval()
+    convs = [m.weight for m in model.modules() if isinstance(m, nn.Conv2d)]
+    assert convs and all(w.is_contiguous(memory_format=torch.channels_last) for w in convs)
+    nchw = build(name, 5, width=SMALL_WIDTH[name], seed=0).to(memory_format=torch.contiguous_format).eval()
+    assert all(m.weight.is_contiguous() for m in nchw.modules() if isinstance(m, nn.Conv2d))
+    torch.testing.assert_close(nchw.state_dict(), model.state_dict(), rtol=0, atol=0)
+    x = torch.randn(4, 3, 32, 32, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), nchw(x), rtol=1e-4, atol=1e-5)
+    # a state dict saved from either layout loads into the other
+    nchw.load_state_dict(model.state_dict())
+    assert all(m.weight.is_contiguous() for m in nchw.modules() if isinstance(m, nn.Conv2d))

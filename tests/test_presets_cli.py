@@ -77,3 +77,19 @@ def test_cli_presets_prints_json():
 def test_param_values_parse_as_literals():
     assert cli._value("10") == 10 and cli._value("0.5") == 0.5 and cli._value("[1, 2]") == [1, 2]
     assert cli._value("shapes") == "shapes"
+
+
+def test_refresh_unknown_chapter_is_named_before_anything_runs():
+    proc = _cli("refresh", "--only", "01_mode_connectivity", "99_no_such_chapter", "--quiet")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "99_no_such_chapter" in proc.stderr and "refreshed" not in proc.stdout
+
+
+def test_execute_timed_reports_each_chapter_and_the_total(monkeypatch, capsys, tmp_path):
+    ran = []
+    monkeypatch.setattr(cli, "execute_chapter", lambda path, out, params, progress: ran.append(path) or out / path.name)
+    cli._execute_timed([tmp_path / "a.ipynb", tmp_path / "b.ipynb"], lambda p: tmp_path, {}, False, "executed")
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert [p.name for p in ran] == ["a.ipynb", "b.ipynb"]
+    assert lines[0].startswith("executed ") and lines[0].endswith(" s") and "a.ipynb" in lines[0]
+    assert lines[-1].startswith("2 chapter(s) in ") and "min)" in lines[-1]
