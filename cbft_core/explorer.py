@@ -139,7 +139,8 @@ def explore(
     ``midpoint`` is needed when a bend is not 0. With ``bn="reestimate"`` the
     BatchNorm statistics of each point are re-estimated on the first
     ``bn_images`` samples of ``data`` (as :func:`cbft_core.experiments.path_result`
-    does); with ``bn="interpolate"`` they are interpolated like every other
+    does; in one pass with :func:`cbft_core.paths.one_pass_logits` when they
+    are the whole set and it is small); with ``bn="interpolate"`` they are interpolated like every other
     entry of the state dict (what *not* to do; shown for comparison).
     """
     if not isinstance(model_a, nn.Module) or not isinstance(model_b, nn.Module):
@@ -167,6 +168,7 @@ def explore(
     template = copy.deepcopy(model_a)
     device = next(template.parameters()).device
     bn_set = data if len(data) <= bn_images else data.subset(slice(0, bn_images))
+    one_pass = len(data) <= min(bn_images, paths.ONE_PASS_IMAGES)  # BN data = the whole set: one pass per point
 
     shape = (len(bend_arr), len(ts_arr))
     loss, acc = np.empty(shape), np.empty(shape)
@@ -178,9 +180,12 @@ def explore(
         for j, t in enumerate(ts_arr):
             with torch.no_grad():
                 template.load_state_dict(paths.bezier(sa, control, sb, float(t)))
-            if bn == "reestimate":
-                paths.reset_bn(template, batches(bn_set, batch_size, device=device))
-            logits = _logits(template, data, batch_size, device)
+            if bn == "reestimate" and one_pass:
+                logits = paths.one_pass_logits(template, data, device)
+            else:
+                if bn == "reestimate":
+                    paths.reset_bn(template, batches(bn_set, batch_size, device=device))
+                logits = _logits(template, data, batch_size, device)
             loss[i, j] = float(F.cross_entropy(logits.double(), data.labels, reduction="mean"))
             acc[i, j] = float((logits.argmax(1) == data.labels).double().mean())
             probs[i, j] = logits[index].softmax(dim=1).numpy()

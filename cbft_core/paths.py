@@ -23,9 +23,13 @@ from tqdm.auto import tqdm
 from .data.imageset import ImageSet, batches
 from .errors import ConfigError
 
-__all__ = ["linear", "bezier", "check_compatible", "check_unit_values", "reset_bn", "evaluate_path", "PathResult"]
+__all__ = ["linear", "bezier", "check_compatible", "check_unit_values", "reset_bn", "one_pass_logits",
+           "evaluate_path", "PathResult"]
 
 StateDict = Mapping[str, torch.Tensor]
+
+# sets of up to this many images that are their own BN data are re-estimated and evaluated in one pass
+ONE_PASS_IMAGES = 4096
 
 
 def check_compatible(a: StateDict, b: StateDict, name_a: str = "a", name_b: str = "b") -> None:
@@ -207,6 +211,38 @@ def _loss_acc(model: nn.Module, data: ImageSet, batch_size: int, device: torch.d
     return float(loss_sum) / n, correct / n
 
 
+def one_pass_logits(model: nn.Module, data: ImageSet, device: torch.device | str | None = None) -> torch.Tensor:
+    """Re-estimate BatchNorm on all of ``data`` and return the model's logits on it, in one forward pass.
+
+    The whole set goes through the model as one batch in train mode (under
+    ``no_grad``): every BatchNorm normalises with the statistics of the full
+    set and keeps them (``momentum=None``) as its running statistics. This
+    equals :func:`reset_bn` over the set followed by evaluation, at half the
+    cost, except that the variance used to normalise is the biased one (a
+    factor (n − 1)/n, n = images × positions, i.e. below 1e-3 relative for
+    any real set). Modes and momenta are restored. Float32 logits on the CPU.
+    """
+    bns = _bn_modules(model)
+    modes = {m: m.training for m in model.modules()}
+    momenta = {m: m.momentum for m in bns}
+    if device is None:
+        device = next(model.parameters()).device
+    try:
+        for m in bns:
+            m.reset_running_stats()
+            m.momentum = None
+        model.train()
+        with torch.no_grad():
+            x, _ = next(batches(data, len(data), device=device))
+            logits = model(x).float().cpu()
+    finally:
+        for m, momentum in momenta.items():
+            m.momentum = momentum
+        for m, mode in modes.items():
+            m.training = mode
+    return logits
+
+
 def evaluate_path(
     model_a: nn.Module,
     model_b: nn.Module,
@@ -217,6 +253,7 @@ def evaluate_path(
     bn_images: int = 2000,
     batch_size: int = 512,
     progress: bool = True,
+    one_pass_images: int = ONE_PASS_IMAGES,
 ) -> PathResult:
     """Loss and accuracy of the models along the path from ``model_a`` to ``model_b`` on each set.
 
@@ -226,7 +263,10 @@ def evaluate_path(
     source: ``bn_data="same"`` uses each evaluation set's own first
     ``bn_images`` samples (one reset per set per t); the name of a set in
     ``sets``, or an :class:`ImageSet`, gives one reset per t shared by all sets.
-    Models without BatchNorm skip the reset.
+    Models without BatchNorm skip the reset. With ``"same"``, a set of at most
+    ``one_pass_images`` images that is all its own BN data (``bn_images`` ≥
+    its size) is re-estimated and evaluated in one pass (:func:`one_pass_logits`:
+    exact full-set statistics) instead of two; ``one_pass_images=0`` turns that off.
     """
     if not isinstance(model_a, nn.Module) or not isinstance(model_b, nn.Module):
         raise ConfigError("model_a and model_b must be torch.nn.Module instances")
@@ -237,6 +277,8 @@ def evaluate_path(
             raise ConfigError(f"sets[{name!r}] must be a non-empty ImageSet, got {type(data).__name__}")
     ts_arr = check_unit_values(ts)
     bn_images = _check_positive_int(bn_images, "bn_images")
+    if isinstance(one_pass_images, bool) or not isinstance(one_pass_images, int) or one_pass_images < 0:
+        raise ConfigError(f"one_pass_images must be an int >= 0, got {one_pass_images!r}")
     batch_size = _check_positive_int(batch_size, "batch_size")
     shared_bn: ImageSet | None
     if isinstance(bn_data, ImageSet):
@@ -278,6 +320,12 @@ def evaluate_path(
             reset_bn(template, batches(shared_bn, batch_size, device=device))
             resets += 1
         for name, data in sets.items():
+            if has_bn and shared_bn is None and len(data) <= min(bn_images, one_pass_images):
+                logits = one_pass_logits(template, data, device).double()
+                loss[name][i] = float(F.cross_entropy(logits, data.labels, reduction="sum")) / len(data)
+                acc[name][i] = float((logits.argmax(dim=1) == data.labels).double().mean())
+                resets += 1
+                continue
             if has_bn and shared_bn is None:
                 reset_bn(template, batches(bn_sets[name], batch_size, device=device))
                 resets += 1

@@ -179,16 +179,24 @@ def workload(cfg: Any) -> dict[str, float]:
     ``train``: images through a forward + backward pass (parent, the four
     children, every fine-tuning method; a CBFT step costs three passes — barrier,
     clean, cue features — and an ablation two); ``eval``: images through a
-    forward pass only (BatchNorm re-estimation and evaluation at every point of
-    the 3 model paths and the 6 fine-tuning paths, on the four views).
+    forward pass only: BatchNorm re-estimation and evaluation at every point
+    of the 3 model paths (four views) and the 6 fine-tuning paths
+    (:data:`~cbft_core.experiments.SUMMARY_PATH_VIEWS`), one pass per view and
+    point where the test set is its own, small enough BN data
+    (:func:`cbft_core.paths.one_pass_logits`), two otherwise; and the view
+    accuracies of the 2 children and the 6 fine-tuned models.
     """
+    from . import experiments, paths  # the study's own constants, not a copy of them
+
     n_clean = min(cfg.n_clean, cfg.n_train)
     train = cfg.parent_epochs * cfg.n_train + 4 * cfg.child_epochs * cfg.n_train
     train += 2 * cfg.ft_epochs * n_clean                      # ft, lp-ft (llrt: features only)
     train += (3 + 2 + 2) * cfg.cbft_epochs * n_clean           # cbft, and its two ablations
     n_test = cfg.n_test
-    per_path = cfg.path_points * 4 * (min(cfg.bn_images, n_test) + n_test)
-    evaluation = 9 * per_path + 2 * n_clean + 8 * n_test
+    one_pass = n_test <= min(cfg.bn_images, paths.ONE_PASS_IMAGES)
+    per_view_point = n_test if one_pass else min(cfg.bn_images, n_test) + n_test
+    views_on_paths = 3 * 4 + 6 * len(experiments.SUMMARY_PATH_VIEWS)
+    evaluation = cfg.path_points * per_view_point * views_on_paths + 2 * n_clean + (2 + 6) * 4 * n_test
     return {"train": float(train), "eval": float(evaluation)}
 
 

@@ -13,7 +13,7 @@ from cbft_core.connectivity import barrier
 from cbft_core.data.imageset import ImageSet, normalize
 from cbft_core.errors import ConfigError
 from cbft_core.models import build
-from cbft_core.paths import bezier, evaluate_path, linear, reset_bn
+from cbft_core.paths import bezier, evaluate_path, linear, one_pass_logits, reset_bn
 
 
 def random_set(n, seed, hw=(16, 16), num_classes=4):
@@ -175,7 +175,8 @@ def _direct_loss_acc(model, data, bn_data=None):
 def test_evaluate_path_endpoints_equal_direct_evaluation_with_reestimated_bn():
     a, b = pair()
     sets = {"x": random_set(96, 1), "y": random_set(64, 2)}
-    res = evaluate_path(a, b, sets, [0.0, 0.5, 1.0], bn_images=80, batch_size=128, progress=False)
+    res = evaluate_path(a, b, sets, [0.0, 0.5, 1.0], bn_images=80, batch_size=128, progress=False,
+                        one_pass_images=0)
     for name, data in sets.items():
         for i, model in ((0, a), (2, b)):
             loss, acc = _direct_loss_acc(model, data, bn_data=data.subset(slice(0, 80)))
@@ -211,8 +212,8 @@ def test_barrier_of_a_model_with_itself_is_zero():
             assert barrier(res.error(name), ts, form)[0] == pytest.approx(0.0, abs=1e-9)
 
 
-@pytest.mark.parametrize("bn_data, per_t", [("same", 3), ("x", 1)])
-def test_one_bn_reestimation_per_t_per_source(bn_data, per_t):
+@pytest.mark.parametrize("bn_data, per_t, one_pass", [("same", 3, 0), ("x", 1, 0), ("x", 1, 4096)])
+def test_one_bn_reestimation_per_t_per_source(bn_data, per_t, one_pass):
     a, b = pair()
     sets = {"x": random_set(40, 1), "y": random_set(30, 2), "z": random_set(20, 3)}
     ts = [0.0, 0.25, 0.5, 1.0]
@@ -221,12 +222,54 @@ def test_one_bn_reestimation_per_t_per_source(bn_data, per_t):
     first_bn = a.blocks[0].bn
     handle = first_bn.register_forward_pre_hook(lambda mod, inp: modes.append(mod.training))
     try:
-        res = evaluate_path(a, b, sets, ts, bn_data=bn_data, batch_size=64, progress=False)
+        res = evaluate_path(a, b, sets, ts, bn_data=bn_data, batch_size=64, progress=False,
+                            one_pass_images=one_pass)
     finally:
         handle.remove()
     # every set and BN subset fits one batch: train-mode forwards = BN resets, eval forwards = evaluations
     assert sum(modes) == res.bn_resets == per_t * len(ts)
     assert modes.count(False) == len(sets) * len(ts)
+
+
+def test_same_source_small_sets_take_one_pass_per_set_per_t():
+    a, b = pair()
+    sets = {"x": random_set(40, 1), "y": random_set(30, 2), "z": random_set(20, 3)}
+    ts = [0.0, 0.5, 1.0]
+    modes = []
+    handle = a.blocks[0].bn.register_forward_pre_hook(lambda mod, inp: modes.append(mod.training))
+    try:
+        res = evaluate_path(a, b, sets, ts, batch_size=16, progress=False)
+    finally:
+        handle.remove()
+    # one train-mode forward per set per t (the whole set as one batch), no separate evaluation
+    assert modes == [True] * (len(sets) * len(ts)) and res.bn_resets == len(sets) * len(ts)
+    two = evaluate_path(a, b, sets, ts, batch_size=64, progress=False, one_pass_images=0)
+    for name in sets:
+        np.testing.assert_allclose(res.loss[name], two.loss[name], rtol=2e-2)
+
+
+def test_one_pass_logits_are_eval_logits_with_the_full_set_statistics():
+    model = pair()[1].eval()
+    data = random_set(48, 5)
+    ref = copy.deepcopy(model)
+    bns = {name: m for name, m in model.named_modules() if isinstance(m, nn.BatchNorm2d)}
+    n_values = {}  # BN name -> values per channel it normalised (images x positions)
+    hooks = [m.register_forward_pre_hook(lambda mod, inp, name=name: n_values.__setitem__(name, inp[0][:, 0].numel()))
+             for name, m in bns.items()]
+    logits = one_pass_logits(model, data)
+    for h in hooks:
+        h.remove()
+    assert not model.training and all(m.momentum == 0.1 for m in bns.values()), "modes and momenta restored"
+    # running statistics = reset_bn over the whole set as one batch
+    reset_bn(ref, [normalize(data.images)])
+    torch.testing.assert_close(model.state_dict(), ref.state_dict(), rtol=0, atol=0)
+    # logits = eval-mode logits once each running variance is made the biased one, x (n - 1) / n
+    with torch.no_grad():
+        for name, m in ref.named_modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.running_var.mul_((n_values[name] - 1) / n_values[name])
+        expected = ref.eval()(normalize(data.images))
+    torch.testing.assert_close(logits, expected, rtol=1e-4, atol=1e-5)
 
 
 def test_midpoint_at_centre_gives_the_linear_path():
@@ -257,3 +300,5 @@ def test_evaluate_path_rejects_bad_input():
         evaluate_path(a, b, {}, [0, 1], progress=False)
     with pytest.raises(ConfigError, match="bn_images"):
         evaluate_path(a, b, sets, [0, 1], bn_images=0, progress=False)
+    with pytest.raises(ConfigError, match="one_pass_images"):
+        evaluate_path(a, b, sets, [0, 1], one_pass_images=-1, progress=False)

@@ -128,6 +128,11 @@ def test_workload_counts():
     children = (cfg.parent_epochs + 4 * cfg.child_epochs) * cfg.n_train
     finetuning = (2 * cfg.ft_epochs + 7 * cfg.cbft_epochs) * cfg.n_clean
     assert w["train"] == children + finetuning
+    # tiny: 200 test images are their own BN data (bn_images 128 < 200: two passes per view and point)
+    two_pass = cfg.path_points * (128 + 200) * (3 * 4 + 6 * 2)
+    assert w["eval"] == two_pass + 2 * cfg.n_clean + 8 * 4 * 200
+    one_pass = presets.get("tiny", bn_images=200)
+    assert replication.workload(one_pass)["eval"] == cfg.path_points * 200 * 24 + 2 * cfg.n_clean + 8 * 4 * 200
     assert math.isclose(replication.estimate_hours(cfg, 1000.0, seeds=2),
                         2 * (w["train"] + w["eval"] / 3) / 1000 / 3600)
     with pytest.raises(ConfigError, match="train_images_per_s"):
