@@ -8,11 +8,12 @@ interpolated; integer buffers (BatchNorm's ``num_batches_tracked``) come from
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 from dataclasses import dataclass, field
 from numbers import Real
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Iterator, Mapping
 
 import numpy as np
 import torch
@@ -103,6 +104,28 @@ def _bn_modules(model: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
     return [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
 
 
+@contextlib.contextmanager
+def _reestimating_bn(model: nn.Module) -> Iterator[None]:
+    """Inside: every BatchNorm's statistics reset and accumulated as a cumulative average
+    (``momentum=None``), the model in train mode under ``no_grad``; on exit each
+    module's momentum and the model's train/eval modes are restored."""
+    bns = _bn_modules(model)
+    modes = {m: m.training for m in model.modules()}
+    momenta = {m: m.momentum for m in bns}
+    try:
+        for m in bns:
+            m.reset_running_stats()
+            m.momentum = None
+        model.train()
+        with torch.no_grad():
+            yield
+    finally:
+        for m, momentum in momenta.items():
+            m.momentum = momentum
+        for m, mode in modes.items():
+            m.training = mode
+
+
 def reset_bn(model: nn.Module, batches: Iterable[Any]) -> int:
     """Re-estimate every BatchNorm's running statistics over ``batches``; return the batch count.
 
@@ -117,31 +140,18 @@ def reset_bn(model: nn.Module, batches: Iterable[Any]) -> int:
     spread of the batch means. Models without BatchNorm are left untouched
     (0 is returned without consuming ``batches``).
     """
-    bns = _bn_modules(model)
-    if not bns:
+    if not _bn_modules(model):
         return 0
-    modes = {m: m.training for m in model.modules()}
-    momenta = {m: m.momentum for m in bns}
     try:
         device = next(model.parameters()).device
     except StopIteration:
         device = torch.device("cpu")
     count = 0
-    try:
-        for m in bns:
-            m.reset_running_stats()
-            m.momentum = None
-        model.train()
-        with torch.no_grad():
-            for item in batches:
-                x = item[0] if isinstance(item, (tuple, list)) else item
-                model(x.to(device))
-                count += 1
-    finally:
-        for m, momentum in momenta.items():
-            m.momentum = momentum
-        for m, mode in modes.items():
-            m.training = mode
+    with _reestimating_bn(model):
+        for item in batches:
+            x = item[0] if isinstance(item, (tuple, list)) else item
+            model(x.to(device))
+            count += 1
     if count == 0:
         raise ConfigError("batches: reset_bn got no batches; pass at least one batch of data")
     return count
@@ -222,25 +232,11 @@ def one_pass_logits(model: nn.Module, data: ImageSet, device: torch.device | str
     factor (n − 1)/n, n = images × positions, i.e. below 1e-3 relative for
     any real set). Modes and momenta are restored. Float32 logits on the CPU.
     """
-    bns = _bn_modules(model)
-    modes = {m: m.training for m in model.modules()}
-    momenta = {m: m.momentum for m in bns}
     if device is None:
         device = next(model.parameters()).device
-    try:
-        for m in bns:
-            m.reset_running_stats()
-            m.momentum = None
-        model.train()
-        with torch.no_grad():
-            x, _ = next(batches(data, len(data), device=device))
-            logits = model(x).float().cpu()
-    finally:
-        for m, momentum in momenta.items():
-            m.momentum = momentum
-        for m, mode in modes.items():
-            m.training = mode
-    return logits
+    with _reestimating_bn(model):
+        x, _ = next(batches(data, len(data), device=device))
+        return model(x).float().cpu()
 
 
 def evaluate_path(
