@@ -168,7 +168,7 @@ def explore(
     template = copy.deepcopy(model_a)
     device = next(template.parameters()).device
     bn_set = data if len(data) <= bn_images else data.subset(slice(0, bn_images))
-    one_pass = len(data) <= min(bn_images, paths.ONE_PASS_IMAGES)  # BN data = the whole set: one pass per point
+    one_pass = paths.takes_one_pass(len(data), bn_images)
 
     shape = (len(bend_arr), len(ts_arr))
     loss, acc = np.empty(shape), np.empty(shape)

@@ -24,8 +24,8 @@ from tqdm.auto import tqdm
 from .data.imageset import ImageSet, batches
 from .errors import ConfigError
 
-__all__ = ["linear", "bezier", "check_compatible", "check_unit_values", "reset_bn", "one_pass_logits",
-           "evaluate_path", "PathResult"]
+__all__ = ["linear", "bezier", "check_compatible", "check_unit_values", "reset_bn", "takes_one_pass",
+           "one_pass_logits", "evaluate_path", "PathResult"]
 
 StateDict = Mapping[str, torch.Tensor]
 
@@ -221,6 +221,13 @@ def _loss_acc(model: nn.Module, data: ImageSet, batch_size: int, device: torch.d
     return float(loss_sum) / n, correct / n
 
 
+def takes_one_pass(n_images: int, bn_images: int, limit: int = ONE_PASS_IMAGES) -> bool:
+    """Whether a set of ``n_images`` that is its own BN data (``bn_images`` per re-estimation)
+    is re-estimated and evaluated in one pass (:func:`one_pass_logits`): all of it is BN data,
+    and it is no larger than ``limit``."""
+    return n_images <= min(bn_images, limit)
+
+
 def one_pass_logits(model: nn.Module, data: ImageSet, device: torch.device | str | None = None) -> torch.Tensor:
     """Re-estimate BatchNorm on all of ``data`` and return the model's logits on it, in one forward pass.
 
@@ -316,7 +323,7 @@ def evaluate_path(
             reset_bn(template, batches(shared_bn, batch_size, device=device))
             resets += 1
         for name, data in sets.items():
-            if has_bn and shared_bn is None and len(data) <= min(bn_images, one_pass_images):
+            if has_bn and shared_bn is None and takes_one_pass(len(data), bn_images, one_pass_images):
                 logits = one_pass_logits(template, data, device).double()
                 loss[name][i] = float(F.cross_entropy(logits, data.labels, reduction="sum")) / len(data)
                 acc[name][i] = float((logits.argmax(dim=1) == data.labels).double().mean())

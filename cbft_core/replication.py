@@ -193,7 +193,7 @@ def workload(cfg: Any) -> dict[str, float]:
     train += 2 * cfg.ft_epochs * n_clean                      # ft, lp-ft (llrt: features only)
     train += (3 + 2 + 2) * cfg.cbft_epochs * n_clean           # cbft, and its two ablations
     n_test = cfg.n_test
-    one_pass = n_test <= min(cfg.bn_images, paths.ONE_PASS_IMAGES)
+    one_pass = paths.takes_one_pass(n_test, cfg.bn_images)
     per_view_point = n_test if one_pass else min(cfg.bn_images, n_test) + n_test
     views_on_paths = 3 * 4 + 6 * len(experiments.SUMMARY_PATH_VIEWS)
     evaluation = cfg.path_points * per_view_point * views_on_paths + 2 * n_clean + (2 + 6) * 4 * n_test
