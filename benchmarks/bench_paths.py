@@ -27,7 +27,6 @@ images per t against the baseline's 4 x (1000 + 1000) = 8000.
 from __future__ import annotations
 
 import argparse
-import time
 
 import numpy as np
 import torch
@@ -37,6 +36,7 @@ from torch import nn
 from cbft_core.data import ImageSet, batches, load_base, make_view
 from cbft_core.models import build
 from cbft_core.paths import evaluate_path
+from timing import best_time
 
 
 def reference_reset_bn(model: nn.Module, data: ImageSet, batch_size: int) -> None:
@@ -71,15 +71,6 @@ def reference_evaluate_path(state_a, state_b, sets, ts, bn_sets, batch_size=128)
     return {k: np.asarray(v) for k, v in loss.items()}
 
 
-def timed(fn, repeats: int):
-    best, out = float("inf"), None
-    for _ in range(repeats):
-        start = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - start)
-    return best, out
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n-eval", type=int, default=1000, help="images per evaluation set")
@@ -104,8 +95,8 @@ def main() -> None:
         ("shared clean-train BN source", {k: clean_train for k in sets}, clean_train, args.n_bn),
         ("bn_data='same' (own images)", {k: v.subset(slice(0, args.n_bn)) for k, v in sets.items()}, "same", args.n_bn),
     ):
-        t_ref, ref = timed(lambda: reference_evaluate_path(state_a, state_b, sets, ts, bn_ref), args.repeats)
-        t_ours, res = timed(lambda: evaluate_path(model_a, model_b, sets, ts, bn_data=bn_ours,
+        t_ref, ref = best_time(lambda: reference_evaluate_path(state_a, state_b, sets, ts, bn_ref), args.repeats)
+        t_ours, res = best_time(lambda: evaluate_path(model_a, model_b, sets, ts, bn_data=bn_ours,
                                                   bn_images=n_bn, batch_size=512, progress=False), args.repeats)
         diff = max(float(np.max(np.abs(ref[k] - res.loss[k]))) for k in sets)
         print(f"[{label}] reference loop: {t_ref:.2f} s   evaluate_path: {t_ours:.2f} s   "

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import argparse
 import ctypes
-import time
 
 import torch
 from torch.utils.data import Dataset
 
 from cbft_core.data import CUES, VIEWS, ImageSet, cue_class_colours, cue_class_positions, load_base
 from cbft_core.data import make_view, plan_view
+from timing import best_time
 
 
 class PerSampleView(Dataset):
@@ -68,15 +68,6 @@ def keep_freed_memory() -> None:
         libc.mallopt(-1, 1 << 30)  # M_TRIM_THRESHOLD
     except (OSError, AttributeError):
         pass
-
-
-def best_time(fn, repeats: int) -> tuple[float, object]:
-    best, out = float("inf"), None
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - t0)
-    return best, out
 
 
 def main() -> None:

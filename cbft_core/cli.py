@@ -108,10 +108,11 @@ def _cmd_book(args: argparse.Namespace) -> None:
 
 
 def _cmd_refresh(args: argparse.Namespace) -> None:
-    unknown = sorted(set(args.only or ()) - {p.stem for p in chapters()})
+    every = chapters()
+    unknown = sorted(set(args.only or ()) - {p.stem for p in every})
     if unknown:
-        raise CbftError(f"--only: unknown chapter(s) {unknown}; chapters: {[p.stem for p in chapters()]}")
-    selected = [p for p in chapters() if not args.only or p.stem in args.only]
+        raise CbftError(f"--only: unknown chapter(s) {unknown}; chapters: {[p.stem for p in every]}")
+    selected = [p for p in every if not args.only or p.stem in args.only]
     _execute_timed(selected, lambda p: p.parent, {}, not args.quiet, "refreshed")
 
 
