@@ -175,10 +175,10 @@ def finetuned(cfg: Preset, seed: int, method: str, n_clean: int | None = None, c
     if method not in FT_METHODS:
         raise ConfigError(f"method: unknown fine-tuning method {method!r}; choose one of {list(FT_METHODS)}")
     n = cfg.n_clean if n_clean is None else n_clean
-    start = zoo.child(cfg, seed, cue, cfg.proportion, 0, progress=progress)
     key = _finetuned_key(cfg, seed, method, n, cue)
 
     def compute() -> dict[str, torch.Tensor]:
+        start = zoo.child(cfg, seed, cue, cfg.proportion, 0, progress=progress)  # loaded only on a cache miss
         cue_data = cue_subset(cfg, seed, cue) if method.startswith("cbft") else None
         tuned, history = finetune.run(method, start, clean_subset(cfg, seed, n, cue), cue_data,
                                       batch_size=cfg.ft_batch_size, weight_decay=cfg.ft_weight_decay,
