@@ -27,6 +27,7 @@ from .presets import Preset
 
 __all__ = [
     "PAIRS",
+    "cache_key",
     "FT_METHODS",
     "SUMMARY_PATH_VIEWS",
     "pair_models",
@@ -56,7 +57,8 @@ SUMMARY_PATH_VIEWS: tuple[str, ...] = ("cue", "rand-img")
 FT_METHODS: tuple[str, ...] = ("ft", "llrt", "lpft", "cbft", "cbft-no-barrier", "cbft-no-invariance")
 
 
-def _key(cfg: Preset, **extra: Any) -> dict[str, Any]:
+def cache_key(cfg: Preset, **extra: Any) -> dict[str, Any]:
+    """The cache key of a measurement under ``cfg``: every setting that can change it, plus ``extra``."""
     settings = cfg.as_dict()
     for unrelated in ("name", "seeds", "extras"):
         settings.pop(unrelated, None)
@@ -109,7 +111,7 @@ def path_result(cfg: Preset, seed: int, pair: str, cue: str = "box", curve: str 
                                      batch_size=cfg.eval_batch_size, progress=progress)
         return result.to_dict()
 
-    key = _key(cfg, seed=seed, pair=pair, cue=cue, curve=curve)
+    key = cache_key(cfg, seed=seed, pair=pair, cue=cue, curve=curve)
     return _path_from_dict(cache.cached_json("path", key, compute))
 
 
@@ -130,7 +132,7 @@ def midpoint(cfg: Preset, seed: int, pair: str, cue: str = "box",
             batch_size=cfg.batch_size, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
             seed=seed, progress=progress)
 
-    key = _key(cfg, seed=seed, pair=pair, cue=cue, what="midpoint")
+    key = cache_key(cfg, seed=seed, pair=pair, cue=cue, what="midpoint")
     return cache.cached("midpoint", key, compute)
 
 
@@ -163,7 +165,7 @@ def _method_config(cfg: Preset, method: str) -> dict[str, Any]:
 
 
 def _finetuned_key(cfg: Preset, seed: int, method: str, n: int, cue: str) -> dict[str, Any]:
-    return _key(cfg, seed=seed, method=method, n_clean=n, cue=cue, what="finetuned")
+    return cache_key(cfg, seed=seed, method=method, n_clean=n, cue=cue, what="finetuned")
 
 
 def finetuned(cfg: Preset, seed: int, method: str, n_clean: int | None = None, cue: str = "box",
@@ -225,7 +227,7 @@ def child_accuracies(cfg: Preset, seed: int, proportion: float | None = None, br
         model = zoo.child(cfg, seed, cue, p, branch, progress=progress)
         return view_accuracies(model, zoo.test_views(cfg, cue), cfg.eval_batch_size)
 
-    key = _key(cfg, seed=seed, proportion=p, branch=branch, cue=cue, what="child-views")
+    key = cache_key(cfg, seed=seed, proportion=p, branch=branch, cue=cue, what="child-views")
     return cache.cached_json("child-views", key, compute)
 
 
@@ -261,5 +263,5 @@ def finetune_summary(cfg: Preset, seed: int, method: str, n_clean: int | None = 
             "path": result.to_dict(),
         }
 
-    key = _key(cfg, seed=seed, method=method, n_clean=n, cue=cue, what="finetune-summary")
+    key = cache_key(cfg, seed=seed, method=method, n_clean=n, cue=cue, what="finetune-summary")
     return cache.cached_json("finetune-summary", key, compute)

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from . import alignment, cache, connectivity, experiments, paths, zoo
+from . import alignment, cache, connectivity, experiments, paths, train, zoo
 from .data.imageset import ImageSet, batches
 from .errors import ConfigError
 from .presets import Preset
@@ -114,11 +114,6 @@ def sample_indices(data: ImageSet, n: int) -> np.ndarray:
 
 
 @torch.inference_mode()
-def _logits(model: nn.Module, data: ImageSet, batch_size: int, device: torch.device) -> torch.Tensor:
-    model.eval()
-    return torch.cat([model(x).float().cpu() for x, _ in batches(data, batch_size, device=device)])
-
-
 def explore(
     model_a: nn.Module,
     model_b: nn.Module,
@@ -185,7 +180,7 @@ def explore(
             else:
                 if bn == "reestimate":
                     paths.reset_bn(template, batches(bn_set, batch_size, device=device))
-                logits = _logits(template, data, batch_size, device)
+                logits = train.predict(template, data, batch_size, device)
             loss[i, j] = float(F.cross_entropy(logits.double(), data.labels, reduction="mean"))
             acc[i, j] = float((logits.argmax(1) == data.labels).double().mean())
             probs[i, j] = logits[index].softmax(dim=1).numpy()
@@ -196,13 +191,6 @@ def explore(
 
 
 # --- models of the book's zoo ---------------------------------------------------------------------
-
-def _cfg_key(cfg: Preset, **extra: Any) -> dict[str, Any]:
-    settings = cfg.as_dict()
-    for unrelated in ("name", "seeds", "extras"):
-        settings.pop(unrelated, None)
-    return {**settings, **extra}
-
 
 def scratch_models(cfg: Preset, seed: int, cue: str = "box", proportion: float = 0.0,
                    progress: bool = True) -> tuple[nn.Module, nn.Module]:
@@ -221,7 +209,7 @@ def scratch_midpoint(cfg: Preset, seed: int, cue: str = "box", proportion: float
             lr=cfg.midpoint_lr, batch_size=cfg.batch_size, momentum=cfg.momentum,
             weight_decay=cfg.weight_decay, seed=seed, progress=progress)
 
-    key = _cfg_key(cfg, seed=seed, cue=cue, proportion=proportion, what="scratch-midpoint")
+    key = experiments.cache_key(cfg, seed=seed, cue=cue, proportion=proportion, what="scratch-midpoint")
     return cache.cached("midpoint-scratch", key, compute)
 
 
@@ -270,7 +258,7 @@ def pair_grid(cfg: Preset, pair: str, seed: int, bends: Sequence[float], ts: Seq
                        sample_index=sample_indices(data, n_samples), bn=bn, bn_images=cfg.bn_images,
                        batch_size=cfg.eval_batch_size, progress=progress).to_dict()
 
-    key = _cfg_key(cfg, pair=pair, seed=seed, view=view, cue=cue, bends=bend_arr.tolist(),
+    key = experiments.cache_key(cfg, pair=pair, seed=seed, view=view, cue=cue, bends=bend_arr.tolist(),
                    ts=ts_arr.tolist(), n_samples=n_samples, bn=bn, what="explorer-grid")
     return ExplorerGrid.from_dict(cache.cached_json("explorer-grid", key, compute))
 
