@@ -148,9 +148,8 @@ def explore(
     ts_arr = _check_unit_values(ts, "ts")
     if midpoint is None and np.any(bend_arr != 0):
         raise ConfigError("midpoint: a bend other than 0 needs the trained midpoint (a state dict)")
-    for name, value in (("bn_images", bn_images), ("batch_size", batch_size)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ConfigError(f"{name} must be a positive int, got {value!r}")
+    train.check_positive("bn_images", bn_images, integer=True)
+    train.check_positive("batch_size", batch_size, integer=True)
     index = torch.as_tensor(np.asarray(sample_index, dtype=np.int64).reshape(-1))
     if index.numel() and (index.min() < 0 or index.max() >= len(data)):
         raise ConfigError(f"sample_index must index data (0..{len(data) - 1}), got {index.tolist()}")
