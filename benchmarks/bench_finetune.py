@@ -1,6 +1,6 @@
 """Benchmark: one CBFT epoch against one naive fine-tuning (FT) epoch on the same data.
 
-Both run through ``cbft_core.finetune.run`` (cnn, width 1, 10 classes) on
+Both run through ``cbft_core.kernels.finetune.run`` (cnn, width 1, 10 classes) on
 2 500 clean images (D_nc) with batch 128; CBFT also draws cue batches from
 5 000 cue images (D_c). The CBFT epoch is a full one (after warm-up:
 barrier step + clean and invariance step per batch); the ablations are
@@ -25,9 +25,9 @@ import time
 
 import torch
 
-from cbft_core import finetune
-from cbft_core.data import load_base, make_view
-from cbft_core.models import build
+from cbft_core.kernels import finetune
+from cbft_core.kernels.data import load_base, make_view
+from cbft_core.kernels.models import build
 
 
 def epoch_seconds(method: str, model, clean, cue, batch_size: int) -> tuple[float, float]:

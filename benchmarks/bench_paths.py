@@ -1,4 +1,4 @@
-"""Benchmark: cbft_core.paths.evaluate_path against the reference code's loop structure.
+"""Benchmark: cbft_core.kernels.paths.evaluate_path against the reference code's loop structure.
 
 Baseline (written here, after the structure of the reference code): for every
 t a freshly constructed model is loaded with the interpolated weights; for
@@ -33,9 +33,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cbft_core.data import ImageSet, batches, load_base, make_view
-from cbft_core.models import build
-from cbft_core.paths import evaluate_path
+from cbft_core.kernels.data import ImageSet, batches, load_base, make_view
+from cbft_core.kernels.models import build
+from cbft_core.kernels.paths import evaluate_path
 from timing import best_time
 
 

@@ -16,8 +16,8 @@ import ctypes
 import torch
 from torch.utils.data import Dataset
 
-from cbft_core.data import CUES, VIEWS, ImageSet, cue_class_colours, cue_class_positions, load_base
-from cbft_core.data import make_view, plan_view
+from cbft_core.kernels.data import CUES, VIEWS, ImageSet, cue_class_colours, cue_class_positions, load_base
+from cbft_core.kernels.data import make_view, plan_view
 from timing import best_time
 
 

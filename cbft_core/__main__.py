@@ -1,6 +1,6 @@
-"""``python -m cbft_core``: see :mod:`cbft_core.cli`."""
+"""``python -m cbft_core``: see :mod:`cbft_core.presentation.cli`."""
 import sys
 
-from .cli import main
+from .presentation.cli import main
 
 sys.exit(main())

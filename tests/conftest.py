@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from cbft_core import cli
+from cbft_core.presentation import cli
 
 REPO = Path(__file__).resolve().parents[1]
 

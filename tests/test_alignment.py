@@ -1,4 +1,4 @@
-"""cbft_core.alignment: permutations preserve the function; activation matching recovers them."""
+"""cbft_core.kernels.alignment: permutations preserve the function; activation matching recovers them."""
 import copy
 import itertools
 
@@ -7,11 +7,11 @@ import pytest
 import torch
 from torch import nn
 
-from cbft_core.alignment import activation_correlations, align, invert, match_units, permute
-from cbft_core.data.imageset import ImageSet, normalize
+from cbft_core.kernels.alignment import activation_correlations, align, invert, match_units, permute
+from cbft_core.kernels.data.imageset import ImageSet, normalize
 from cbft_core.errors import ConfigError
-from cbft_core.models import build
-from cbft_core.paths import reset_bn
+from cbft_core.kernels.models import build
+from cbft_core.kernels.paths import reset_bn
 
 WIDTH = {"cnn": 0.5, "vgg13": 0.125}
 

@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from cbft_core import cache, connectivity, data, experiments, finetune, models, paths, presets, train
-from cbft_core.data.imageset import ImageSet
+from cbft_core.kernels import connectivity, data, finetune, models, paths, train
+from cbft_core.study import cache, experiments, presets
+from cbft_core.kernels.data.imageset import ImageSet
 from cbft_core.errors import CacheCorruptError, CbftError, ConfigError, DataUnavailableError
 
 

@@ -1,4 +1,4 @@
-"""Tests of cbft_core.cache: keys, atomic checksummed checkpoints, corruption, kill-safety."""
+"""Tests of cbft_core.study.cache: keys, atomic checksummed checkpoints, corruption, kill-safety."""
 from __future__ import annotations
 
 import os
@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from cbft_core import cache
+from cbft_core.study import cache
 from cbft_core.errors import CacheCorruptError, ConfigError
 
 
@@ -67,16 +67,17 @@ def test_source_hash_changes_with_any_code_edit(tmp_path):
     assert h1 != h0
     (pkg / "sub" / "b.py").rename(pkg / "b.py")  # same bytes, different place
     assert cache.source_hash(pkg) != h1
-    # excluded (presentation-only) files do not count; every other file does
+    # with parts, only files under those parts count
+    (pkg / "sub" / "c.py").write_text("z = 1\n")
     h2 = cache.source_hash(pkg)
+    only_sub = cache.source_hash(pkg, ("sub",))
     (pkg / "a.py").write_text("x = 5\n")
-    assert cache.source_hash(pkg, frozenset({"a.py"})) == cache.source_hash(pkg, frozenset({"a.py"}))
+    assert cache.source_hash(pkg, ("sub",)) == only_sub
     assert cache.source_hash(pkg) != h2
-    with_a = cache.source_hash(pkg, frozenset({"a.py"}))
-    (pkg / "a.py").write_text("x = 6\n")
-    assert cache.source_hash(pkg, frozenset({"a.py"})) == with_a
+    (pkg / "sub" / "c.py").write_text("z = 2\n")
+    assert cache.source_hash(pkg, ("sub",)) != only_sub
     # the real package hash is memoised and equals a fresh computation
-    assert cache.code_version() == cache.source_hash(Path(cache.__file__).parent, cache.PRESENTATION_MODULES)
+    assert cache.code_version() == cache.source_hash(Path(cache.__file__).parents[1], cache.COMPUTING_PARTS)
 
 
 def test_save_load_roundtrip(tmp_path):

@@ -1,4 +1,4 @@
-"""cbft_core.connectivity: barrier heights and quadratic midpoint training."""
+"""cbft_core.kernels.connectivity: barrier heights and quadratic midpoint training."""
 import math
 
 import numpy as np
@@ -8,11 +8,11 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cbft_core.connectivity import barrier, train_midpoint
-from cbft_core.data.imageset import ImageSet, batches
+from cbft_core.kernels.connectivity import barrier, train_midpoint
+from cbft_core.kernels.data.imageset import ImageSet, batches
 from cbft_core.errors import ConfigError, NonFiniteLossError
-from cbft_core.models import build
-from cbft_core.paths import evaluate_path
+from cbft_core.kernels.models import build
+from cbft_core.kernels.paths import evaluate_path
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""Tests of cbft_core.data: base sets, the box and Dominoes cues, the four views."""
+"""Tests of cbft_core.kernels.data: base sets, the box and Dominoes cues, the four views."""
 from __future__ import annotations
 
 import math
@@ -7,11 +7,11 @@ import pytest
 import torch
 from hypothesis import given, settings, strategies as st
 
-from cbft_core.data import (
+from cbft_core.kernels.data import (
     BASE_SETS, CUES, VIEWS, ImageSet, counterfactual_views, cue_class_colours, cue_class_positions,
     load_base, make_view, plan_view,
 )
-from cbft_core.data.shapes import SHAPE_NAMES, shape_masks
+from cbft_core.kernels.data.shapes import SHAPE_NAMES, shape_masks
 from cbft_core.errors import ConfigError, DataUnavailableError
 
 # The documented layout, restated independently of the implementation.

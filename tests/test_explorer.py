@@ -6,8 +6,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from cbft_core import explorer, invariance, models, paths, presets, train
-from cbft_core.data.imageset import ImageSet, normalize
+from cbft_core.kernels import invariance, landscape, models, paths, train
+from cbft_core.study import experiments, presets, zoo
+from cbft_core.presentation import explorer
+from cbft_core.kernels.data.imageset import ImageSet, normalize
 from cbft_core.errors import ConfigError
 
 
@@ -35,8 +37,8 @@ def trio():
 def test_bent_midpoint_ends(trio):
     a, b, mid = trio
     sa, sb = a.state_dict(), b.state_dict()
-    zero = explorer.bent_midpoint(sa, sb, mid, 0.0)
-    one = explorer.bent_midpoint(sa, sb, mid, 1.0)
+    zero = landscape.bent_midpoint(sa, sb, mid, 0.0)
+    one = landscape.bent_midpoint(sa, sb, mid, 1.0)
     for key, va in sa.items():
         if va.is_floating_point():
             torch.testing.assert_close(zero[key], (va + sb[key]) / 2)
@@ -49,7 +51,7 @@ def test_bend_zero_is_the_linear_path_and_bend_one_the_trained_curve(trio):
     a, b, mid = trio
     data = _data()
     ts = [0.0, 0.3, 0.5, 1.0]
-    grid = explorer.explore(a, b, data, [0.0, 1.0], ts, midpoint=mid, bn_images=40, batch_size=16,
+    grid = landscape.explore(a, b, data, [0.0, 1.0], ts, midpoint=mid, bn_images=40, batch_size=16,
                             progress=False)
     lin = paths.evaluate_path(a, b, {"d": data}, ts, bn_images=40, batch_size=16, progress=False)
     bez = paths.evaluate_path(a, b, {"d": data}, ts, midpoint=mid, bn_images=40, batch_size=16, progress=False)
@@ -64,7 +66,7 @@ def test_interpolated_bn_keeps_endpoint_statistics_and_probs_match(trio):
     a, b, _ = trio
     data = _data()
     idx = [3, 0, 7]
-    grid = explorer.explore(a, b, data, [0.0], [0.0, 0.5, 1.0], sample_index=idx, bn="interpolate",
+    grid = landscape.explore(a, b, data, [0.0], [0.0, 0.5, 1.0], sample_index=idx, bn="interpolate",
                             progress=False)
     assert grid.loss[0, 0] == pytest.approx(train.evaluate(a, data)["loss"], rel=1e-5)
     assert grid.loss[0, 2] == pytest.approx(train.evaluate(b, data)["loss"], rel=1e-5)
@@ -73,15 +75,15 @@ def test_interpolated_bn_keeps_endpoint_statistics_and_probs_match(trio):
     np.testing.assert_allclose(grid.probs.sum(-1), 1.0, rtol=1e-5)
     assert grid.labels.tolist() == data.labels[idx].tolist()
     # re-estimating at the midpoint gives a different model than interpolating the statistics
-    again = explorer.explore(a, b, data, [0.0], [0.5], bn="reestimate", progress=False)
+    again = landscape.explore(a, b, data, [0.0], [0.5], bn="reestimate", progress=False)
     assert again.loss[0, 0] != pytest.approx(grid.loss[0, 1], rel=1e-3)
 
 
 def test_round_trip(trio):
     a, b, mid = trio
-    grid = explorer.explore(a, b, _data(16), [0.0, 0.5], [0.0, 1.0], midpoint=mid, sample_index=[1, 2],
+    grid = landscape.explore(a, b, _data(16), [0.0, 0.5], [0.0, 1.0], midpoint=mid, sample_index=[1, 2],
                             progress=False)
-    back = explorer.ExplorerGrid.from_dict(grid.to_dict())
+    back = landscape.ExplorerGrid.from_dict(grid.to_dict())
     for name in ("bends", "ts", "loss", "acc", "probs", "sample_index", "labels"):
         np.testing.assert_array_equal(getattr(back, name), getattr(grid, name))
     assert back.classes == grid.classes and back.bn == grid.bn
@@ -100,12 +102,12 @@ def test_bad_arguments(trio, kwargs, word):
     args = dict(ts=[0.0, 1.0], progress=False)
     args.update(kwargs)
     with pytest.raises(ConfigError, match=word):
-        explorer.explore(a, b, _data(16), **args)
+        landscape.explore(a, b, _data(16), **args)
 
 
 def test_sample_indices_first_of_each_class():
     data = _data(60, seed=3)
-    idx = explorer.sample_indices(data, 4)
+    idx = landscape.sample_indices(data, 4)
     classes = sorted(set(data.labels.tolist()))[:4]
     assert idx.tolist() == [data.labels.tolist().index(k) for k in classes]
 
@@ -113,7 +115,7 @@ def test_sample_indices_first_of_each_class():
 def test_frames_widget_has_one_png_per_grid_point(trio):
     a, b, mid = trio
     data = _data(16)
-    grid = explorer.explore(a, b, data, [0.0, 1.0], [0.0, 0.5, 1.0], midpoint=mid, sample_index=[0, 1],
+    grid = landscape.explore(a, b, data, [0.0, 1.0], [0.0, 0.5, 1.0], midpoint=mid, sample_index=[0, 1],
                             progress=False)
     images = data.subset(torch.tensor([0, 1]))
     box = explorer.frames_widget(grid, images, dpi=30, start=(1, 2), progress=False)
@@ -130,26 +132,26 @@ def test_frames_widget_has_one_png_per_grid_point(trio):
 def test_pair_grid_cached_and_equal_to_direct(tmp_path, monkeypatch):
     monkeypatch.setenv("CBFT_CACHE_DIR", str(tmp_path))
     cfg = presets.get("tiny", n_train=256, n_test=64, max_batches=2, bn_images=64)
-    grid = explorer.pair_grid(cfg, "scratch", 0, [0.0, 1.0], [0.0, 0.5, 1.0], n_samples=2, progress=False)
+    grid = experiments.pair_grid(cfg, "scratch", 0, [0.0, 1.0], [0.0, 0.5, 1.0], n_samples=2, progress=False)
     assert len(list((tmp_path / "explorer-grid").glob("*.json"))) == 1
-    model_a, model_b = explorer.scratch_models(cfg, 0, progress=False)
-    mid = explorer.scratch_midpoint(cfg, 0, progress=False)
-    data = explorer.zoo.test_views(cfg)["clean"]
-    direct = explorer.explore(model_a, model_b, data, [0.0, 1.0], [0.0, 0.5, 1.0], midpoint=mid,
-                              sample_index=explorer.sample_indices(data, 2), bn_images=64,
+    model_a, model_b = experiments.scratch_models(cfg, 0, progress=False)
+    mid = experiments.scratch_midpoint(cfg, 0, progress=False)
+    data = zoo.test_views(cfg)["clean"]
+    direct = landscape.explore(model_a, model_b, data, [0.0, 1.0], [0.0, 0.5, 1.0], midpoint=mid,
+                              sample_index=landscape.sample_indices(data, 2), bn_images=64,
                               batch_size=cfg.eval_batch_size, progress=False)
     np.testing.assert_allclose(grid.loss, direct.loss, rtol=1e-6)
-    again = explorer.pair_grid(cfg, "scratch", 0, [0.0, 1.0], [0.0, 0.5, 1.0], n_samples=2, progress=False)
+    again = experiments.pair_grid(cfg, "scratch", 0, [0.0, 1.0], [0.0, 0.5, 1.0], n_samples=2, progress=False)
     np.testing.assert_array_equal(again.loss, grid.loss)
     # alignment permutes units only: both endpoints compute the same functions as before
-    aligned = explorer.pair_grid(cfg, "scratch-aligned", 0, [0.0], [0.0, 0.5, 1.0], n_samples=2,
+    aligned = experiments.pair_grid(cfg, "scratch-aligned", 0, [0.0], [0.0, 0.5, 1.0], n_samples=2,
                                  progress=False)
     np.testing.assert_allclose(aligned.loss[0, [0, 2]], grid.loss[0, [0, 2]], rtol=1e-4)
     assert aligned.loss[0, 1] != pytest.approx(grid.loss[0, 1], rel=1e-4)
     with pytest.raises(ConfigError, match="pair"):
-        explorer.pair_grid(cfg, "nope", 0, [0.0], [0.0, 1.0], progress=False)
+        experiments.pair_grid(cfg, "nope", 0, [0.0], [0.0, 1.0], progress=False)
     with pytest.raises(ConfigError, match="bends"):
-        explorer.pair_grid(cfg, "scratch-aligned", 0, [0.0, 1.0], [0.0, 1.0], progress=False)
+        experiments.pair_grid(cfg, "scratch-aligned", 0, [0.0, 1.0], [0.0, 1.0], progress=False)
 
 
 class _ReadsCorner(torch.nn.Module):

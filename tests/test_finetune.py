@@ -1,4 +1,4 @@
-"""Tests of cbft_core.finetune: every method, the CBFT steps against independent computations."""
+"""Tests of cbft_core.kernels.finetune: every method, the CBFT steps against independent computations."""
 from __future__ import annotations
 
 import copy
@@ -8,8 +8,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from cbft_core import finetune, models, train
-from cbft_core.data.imageset import ImageSet
+from cbft_core.kernels import finetune, models, train
+from cbft_core.kernels.data.imageset import ImageSet
 from cbft_core.errors import ConfigError, NonFiniteLossError
 
 K = 4

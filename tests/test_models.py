@@ -1,4 +1,4 @@
-"""cbft_core.models: architecture, features/head contract, determinism, argument errors."""
+"""cbft_core.kernels.models: architecture, features/head contract, determinism, argument errors."""
 import math
 
 import pytest
@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from cbft_core.errors import ConfigError
-from cbft_core.models import MODEL_NAMES, build
+from cbft_core.kernels.models import MODEL_NAMES, build
 
 SMALL_WIDTH = {"cnn": 0.5, "vgg13": 0.125, "resnet18": 0.125}
 

@@ -1,4 +1,4 @@
-"""cbft_core.paths: interpolation, BatchNorm re-estimation, evaluation along a path."""
+"""cbft_core.kernels.paths: interpolation, BatchNorm re-estimation, evaluation along a path."""
 import copy
 import json
 import math
@@ -9,11 +9,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cbft_core.connectivity import barrier
-from cbft_core.data.imageset import ImageSet, normalize
+from cbft_core.kernels.connectivity import barrier
+from cbft_core.kernels.data.imageset import ImageSet, normalize
 from cbft_core.errors import ConfigError
-from cbft_core.models import build
-from cbft_core.paths import bezier, evaluate_path, linear, one_pass_logits, reset_bn
+from cbft_core.kernels.models import build
+from cbft_core.kernels.paths import bezier, evaluate_path, linear, one_pass_logits, reset_bn
 
 
 def random_set(n, seed, hw=(16, 16), num_classes=4):

@@ -7,7 +7,9 @@ import math
 import pytest
 import torch
 
-from cbft_core import cache, experiments, finetune, pipeline, presets, replication, train
+from cbft_core.kernels import finetune, train
+from cbft_core.study import cache, experiments, pipeline, presets, replication
+from cbft_core.presentation import figures, tables
 from cbft_core.errors import ConfigError
 
 # tiny preset, shrunk further so two seeds of the whole study run in seconds
@@ -104,7 +106,6 @@ def test_resume_reads_the_cache(study):
     before, after = study["files"]
     assert before and before == after, "a resumed run writes no new cache entries"
     assert study["second"] == study["first"]
-    assert {p.name for p in study["out"].glob("*.png")} >= {"path_barriers.png", "finetune_views.png"}
     assert not list(study["out"].glob(".*.tmp")), "no temporary files left behind"
 
 
@@ -112,13 +113,13 @@ def test_replication_table(study):
     rows = replication.claims(study["written"])
     assert rows and all(set(r) >= {"claim", "paper", "measured", "holds"} for r in rows)
     assert all(isinstance(r["holds"], bool) for r in rows)
-    text = replication.to_markdown(rows)
+    text = tables.to_markdown(rows)
     assert text.count("\n") == len(rows) + 1
     res = study["written"]
     by_claim = {r["claim"]: r["holds"] for r in rows}
     cbft = sum(res["finetune"]["cbft"]["rand_img"]) / len(SEEDS)
     assert by_claim["CBFT removes the cue mechanism"] == (cbft <= 1.5 * res["chance"])
-    table = replication.method_table(res)
+    table = tables.method_table(res)
     assert [r["method"] for r in table] == [replication.NAMES[m] for m in experiments.FT_METHODS]
 
 
@@ -158,3 +159,9 @@ def test_bad_arguments(tmp_path):
     (tmp_path / "file").write_text("x")
     with pytest.raises(ConfigError, match="out"):
         pipeline.run("tiny", [0], tmp_path / "file", progress=False)
+
+
+def test_study_figures_written_from_results(study, tmp_path):
+    written = figures.study_figures(study["first"], tmp_path)
+    assert {p.name for p in written} == {"path_barriers.png", "finetune_views.png", "finetune_midpoint_loss.png"}
+    assert all(p.stat().st_size > 1000 and p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in written)

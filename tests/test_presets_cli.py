@@ -6,7 +6,8 @@ import sys
 
 import pytest
 
-from cbft_core import cli, presets
+from cbft_core.study import presets
+from cbft_core.presentation import cli
 from cbft_core.errors import ConfigError
 
 

@@ -14,7 +14,8 @@ import json
 import pytest
 import torch
 
-from cbft_core import cache, data, pipeline
+from cbft_core.kernels import data
+from cbft_core.study import cache, pipeline
 from cbft_core.errors import DataUnavailableError
 
 SMALL = dict(n_train=300, n_test=60, bn_images=32, eval_batch_size=60, n_clean=64, n_cue=64,

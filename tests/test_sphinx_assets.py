@@ -1,4 +1,4 @@
-"""The book's browser JavaScript: local copies when fetched, public CDNs otherwise (cbft_core.sphinx_assets)."""
+"""The book's browser JavaScript: local copies when fetched, public CDNs otherwise (cbft_core.presentation.sphinx_assets)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -9,7 +9,7 @@ from myst_nb.core.config import ipywidgets_js_factory
 from sphinx.builders.html._assets import _JavaScript
 from sphinx.ext.mathjax import MATHJAX_URL
 
-from cbft_core import sphinx_assets
+from cbft_core.presentation import sphinx_assets
 from conftest import REPO
 
 LOCAL_JS = {"setup.js": {}, "vendor/require.js": {}, "vendor/embed-amd.js": {}}

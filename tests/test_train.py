@@ -1,4 +1,4 @@
-"""Tests of cbft_core.train: fit, evaluate, predict, features, schedules, errors."""
+"""Tests of cbft_core.kernels.train: fit, evaluate, predict, features, schedules, errors."""
 from __future__ import annotations
 
 import math
@@ -8,8 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch.optim.optimizer import register_optimizer_step_pre_hook
 
-from cbft_core import models, train
-from cbft_core.data.imageset import ImageSet
+from cbft_core.kernels import models, train
+from cbft_core.kernels.data.imageset import ImageSet
 from cbft_core.errors import ConfigError, NonFiniteLossError
 
 

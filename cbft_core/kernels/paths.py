@@ -22,7 +22,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .data.imageset import ImageSet, batches
-from .errors import ConfigError
+from ..errors import ConfigError
 
 __all__ = ["linear", "bezier", "check_compatible", "check_unit_values", "reset_bn", "takes_one_pass",
            "one_pass_logits", "evaluate_path", "PathResult"]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 
 from .resize import to_rgb
-from .seeding import generator
+from ..seeding import generator
 
 DIGIT_CLASSES: tuple[str, ...] = tuple(str(k) for k in range(10))
 TRAIN_FRACTION = 0.8

@@ -1,7 +1,7 @@
 """Connectivity measurements: the barrier along a path, and the trained quadratic midpoint.
 
-Loss/accuracy along a path come from :func:`cbft_core.paths.evaluate_path`;
-permutation alignment lives in :mod:`cbft_core.alignment`.
+Loss/accuracy along a path come from :func:`cbft_core.kernels.paths.evaluate_path`;
+permutation alignment lives in :mod:`cbft_core.kernels.alignment`.
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from torch.func import functional_call
 from tqdm.auto import tqdm
 
 from .data.imageset import ImageSet, batches
-from .errors import ConfigError, NonFiniteLossError
+from ..errors import ConfigError, NonFiniteLossError
 from .paths import check_compatible
 
 __all__ = ["barrier", "train_midpoint", "BARRIER_FORMS"]
@@ -88,7 +88,7 @@ def train_midpoint(
     by autograd, so it carries the factor 2t(1 − t) that the reference code
     applies to its learning rate. BatchNorm uses batch statistics (train mode)
     while training; the returned BN running statistics are the endpoints'
-    mean, to be re-estimated by :func:`cbft_core.paths.evaluate_path`.
+    mean, to be re-estimated by :func:`cbft_core.kernels.paths.evaluate_path`.
     """
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
         raise ConfigError(f"epochs must be a positive int, got {epochs!r}")

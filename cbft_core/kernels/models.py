@@ -7,7 +7,7 @@ work for any input height/width (32×32 images, 64×32 Dominoes).
 
 The plain conv chains (``cnn``, ``vgg13``) also describe their conv→BN→ReLU
 layers through :meth:`ConvNet.permutation_spec`, which
-:mod:`cbft_core.alignment` uses to permute hidden units.
+:mod:`cbft_core.kernels.alignment` uses to permute hidden units.
 """
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 __all__ = ["build", "MODEL_NAMES", "ConvNet", "ResNet", "PermutationSpec", "LayerSpec"]
 

@@ -1,8 +1,8 @@
 """Training and evaluation loops: seeded SGD with a per-step schedule, NaN checks, progress.
 
-``fit`` trains a model in place on an :class:`~cbft_core.data.imageset.ImageSet`;
+``fit`` trains a model in place on an :class:`~cbft_core.kernels.data.imageset.ImageSet`;
 ``evaluate`` / ``predict`` / ``features`` run it over a whole set in eval mode.
-The schedule and finiteness helpers are public because :mod:`cbft_core.finetune`
+The schedule and finiteness helpers are public because :mod:`cbft_core.kernels.finetune`
 drives its own two-step loops with them.
 """
 from __future__ import annotations
@@ -17,7 +17,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .data.imageset import ImageSet, batches
-from .errors import ConfigError, NonFiniteLossError
+from ..errors import ConfigError, NonFiniteLossError
 
 __all__ = [
     "SCHEDULES",
@@ -234,7 +234,7 @@ def features(
 ) -> torch.Tensor:
     """Penultimate features ``model.features(x)`` ``[N, D]`` (float32, CPU), eval mode."""
     if not callable(getattr(model, "features", None)):
-        raise ConfigError("model has no .features(x) method; build it with cbft_core.models.build")
+        raise ConfigError("model has no .features(x) method; build it with cbft_core.kernels.models.build")
     return _over_set(model, data, batch_size, device, model.features)
 
 

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from .data.imageset import ImageSet
-from .errors import ConfigError
+from ..errors import ConfigError
 from .train import predict
 
 __all__ = ["agreement", "TRANSFORMS"]
@@ -30,7 +30,7 @@ def agreement(model: nn.Module, views: Mapping[str, ImageSet], reference: str = 
     """Fraction of samples whose predicted class on ``views[o]`` equals that on ``views[reference]``, per ``o``.
 
     The views must be views of the same images in the same order (as
-    :func:`cbft_core.data.counterfactual_views` gives for clean/cue/rand-cue);
+    :func:`cbft_core.kernels.data.counterfactual_views` gives for clean/cue/rand-cue);
     equal lengths and labels are checked.
     """
     names = [reference, *others]

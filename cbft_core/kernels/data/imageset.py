@@ -10,7 +10,7 @@ from typing import Iterator
 
 import torch
 
-from ..errors import ConfigError
+from ...errors import ConfigError
 
 
 @dataclass(frozen=True)

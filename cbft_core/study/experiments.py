@@ -20,13 +20,19 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import cache, connectivity, data, finetune, paths, train, zoo
-from .data.imageset import ImageSet
-from .errors import ConfigError
+from ..errors import ConfigError
+from ..kernels import alignment, connectivity, data, finetune, landscape, paths, train
+from ..kernels.data.imageset import ImageSet
+from ..kernels.seeding import role_seed
+from . import cache, zoo
 from .presets import Preset
 
 __all__ = [
     "PAIRS",
+    "SCRATCH_PAIRS",
+    "scratch_models",
+    "scratch_midpoint",
+    "pair_grid",
     "cache_key",
     "FT_METHODS",
     "SUMMARY_PATH_VIEWS",
@@ -130,7 +136,7 @@ def midpoint(cfg: Preset, seed: int, pair: str, cue: str = "box",
         return connectivity.train_midpoint(
             model_a, model_b, mixed, epochs=cfg.midpoint_epochs, lr=cfg.midpoint_lr,
             batch_size=cfg.batch_size, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
-            seed=seed, progress=progress)
+            seed=role_seed("midpoint", seed=seed, pair=pair, cue=cue), progress=progress)
 
     key = cache_key(cfg, seed=seed, pair=pair, cue=cue, what="midpoint")
     return cache.cached("midpoint", key, compute)
@@ -142,7 +148,7 @@ def clean_subset(cfg: Preset, seed: int, n_clean: int | None = None, cue: str = 
     clean = zoo.train_set(cfg, cue, 0.0)
     if not 0 < n <= len(clean):
         raise ConfigError(f"n_clean must be in [1, {len(clean)}], got {n}")
-    g = torch.Generator().manual_seed(50_000 + seed)
+    g = torch.Generator().manual_seed(role_seed("clean-subset", seed=seed, cue=cue, n=n))
     return clean.subset(torch.randperm(len(clean), generator=g)[:n])
 
 
@@ -150,7 +156,7 @@ def cue_subset(cfg: Preset, seed: int, cue: str = "box") -> ImageSet:
     """``cfg.n_cue`` images of the cue training data D_c (cue on ``cfg.proportion`` of each class)."""
     cued = zoo.train_set(cfg, cue, cfg.proportion)
     n = min(cfg.n_cue, len(cued))
-    g = torch.Generator().manual_seed(60_000 + seed)
+    g = torch.Generator().manual_seed(role_seed("cue-subset", seed=seed, cue=cue, n=n))
     return cued.subset(torch.randperm(len(cued), generator=g)[:n])
 
 
@@ -184,7 +190,7 @@ def finetuned(cfg: Preset, seed: int, method: str, n_clean: int | None = None, c
         cue_data = cue_subset(cfg, seed, cue) if method.startswith("cbft") else None
         tuned, history = finetune.run(method, start, clean_subset(cfg, seed, n, cue), cue_data,
                                       batch_size=cfg.ft_batch_size, weight_decay=cfg.ft_weight_decay,
-                                      momentum=cfg.momentum, seed=seed, progress=progress,
+                                      momentum=cfg.momentum, seed=role_seed("finetune", seed=seed, cue=cue), progress=progress,
                                       max_batches=cfg.max_batches, return_history=True,
                                       **_method_config(cfg, method))
         cache.save_json(cache.entry_path("finetune-history", key, ".json"), history)
@@ -265,3 +271,76 @@ def finetune_summary(cfg: Preset, seed: int, method: str, n_clean: int | None = 
 
     key = cache_key(cfg, seed=seed, method=method, n_clean=n, cue=cue, what="finetune-summary")
     return cache.cached_json("finetune-summary", key, compute)
+
+
+# --- loss landscapes between pairs of the zoo (the explorer's grids) ------------------------------
+
+def scratch_models(cfg: Preset, seed: int, cue: str = "box", proportion: float = 0.0,
+                   progress: bool = True) -> tuple[nn.Module, nn.Module]:
+    """Two models trained from scratch on the same data from different initialisations (replicas 0 and 1 of ``seed``)."""
+    return (zoo.scratch(cfg, seed, cue, proportion, replica=0, progress=progress),
+            zoo.scratch(cfg, seed, cue, proportion, replica=1, progress=progress))
+
+
+def scratch_midpoint(cfg: Preset, seed: int, cue: str = "box", proportion: float = 0.0,
+                     progress: bool = True) -> dict[str, torch.Tensor]:
+    """The trained Bezier midpoint between :func:`scratch_models` (trained on their own training data; cached)."""
+    def compute() -> dict[str, torch.Tensor]:
+        model_a, model_b = scratch_models(cfg, seed, cue, proportion, progress)
+        return connectivity.train_midpoint(
+            model_a, model_b, zoo.train_set(cfg, cue, proportion), epochs=cfg.midpoint_epochs,
+            lr=cfg.midpoint_lr, batch_size=cfg.batch_size, momentum=cfg.momentum,
+            weight_decay=cfg.weight_decay, seed=role_seed("midpoint-scratch", seed=seed, cue=cue, proportion=proportion), progress=progress)
+
+    key = cache_key(cfg, seed=seed, cue=cue, proportion=proportion, what="scratch-midpoint")
+    return cache.cached("midpoint-scratch", key, compute)
+
+
+SCRATCH_PAIRS: tuple[str, ...] = ("scratch", "scratch-aligned")
+
+
+def pair_grid(cfg: Preset, pair: str, seed: int, bends: Sequence[float], ts: Sequence[float], *,
+              view: str = "clean", n_samples: int = 4, bn: str = "reestimate", cue: str = "box",
+              progress: bool = True) -> landscape.ExplorerGrid:
+    """:func:`cbft_core.kernels.landscape.explore` for a pair of the zoo on the test ``view`` (cached).
+
+    ``pair``: ``"scratch"`` (cue-free models from two initialisations,
+    :func:`scratch_models`), ``"scratch-aligned"`` (the same, the second
+    model's units permuted to match the first's by
+    :func:`cbft_core.kernels.alignment.align` on ``cfg.bn_images`` clean training
+    images; bend 0 only) or a name of :data:`cbft_core.PAIRS`
+    (children of one parent; midpoint from :func:`midpoint`).
+    The midpoint is trained only when a bend is not 0.
+    """
+    if pair not in SCRATCH_PAIRS and pair not in PAIRS:
+        raise ConfigError(f"pair: unknown pair {pair!r}; choose one of "
+                          f"{list(SCRATCH_PAIRS) + list(PAIRS)}")
+    views = zoo.test_views(cfg, cue)
+    if view not in views:
+        raise ConfigError(f"view: unknown view {view!r}; choose one of {list(views)}")
+    bend_arr, ts_arr = landscape.check_unit_values(bends, "bends"), landscape.check_unit_values(ts, "ts")
+    bent = bool(np.any(bend_arr != 0))
+    if pair == "scratch-aligned" and bent:
+        raise ConfigError("bends: pair 'scratch-aligned' has no trained midpoint; use bends=[0.0]")
+
+    def compute() -> dict[str, Any]:
+        if pair in SCRATCH_PAIRS:
+            model_a, model_b = scratch_models(cfg, seed, cue, 0.0, progress)
+            if pair == "scratch-aligned":
+                clean = zoo.train_set(cfg, cue, 0.0)
+                model_b = alignment.align(model_b, model_a, clean.subset(slice(0, cfg.bn_images)),
+                                          batch_size=cfg.eval_batch_size)
+        else:
+            model_a, model_b = pair_models(cfg, seed, pair, cue, progress)
+        mid = None
+        if bent:
+            mid = (scratch_midpoint(cfg, seed, cue, 0.0, progress) if pair == "scratch"
+                   else midpoint(cfg, seed, pair, cue, progress))
+        data = views[view]
+        return landscape.explore(model_a, model_b, data, bend_arr, ts_arr, midpoint=mid,
+                       sample_index=landscape.sample_indices(data, n_samples), bn=bn, bn_images=cfg.bn_images,
+                       batch_size=cfg.eval_batch_size, progress=progress).to_dict()
+
+    key = cache_key(cfg, pair=pair, seed=seed, view=view, cue=cue, bends=bend_arr.tolist(),
+                   ts=ts_arr.tolist(), n_samples=n_samples, bn=bn, what="explorer-grid")
+    return landscape.ExplorerGrid.from_dict(cache.cached_json("explorer-grid", key, compute))

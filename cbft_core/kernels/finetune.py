@@ -17,7 +17,7 @@ input model is never modified). Methods:
   1. barrier step: t ∈ [0.25, 0.75] drawn as ``0.5 + 0.25·clip(2z, −1, 1)``,
      z ~ N(0, 1) (the reference's ``0.5 + 0.5·clip(z, −0.5, 0.5)``; about 62 %
      of the draws sit exactly on 0.25 or 0.75); the point
-     θ(t) = (1 − t)·θc + t·θ is built with :func:`cbft_core.paths.linear` on
+     θ(t) = (1 − t)·θc + t·θ is built with :func:`cbft_core.kernels.paths.linear` on
      the parameters and run with ``torch.func.functional_call`` on a template
      module in train mode (BatchNorm uses the cue batch's statistics); the loss
      ``|margin − CE(θ(t); cue batch)|`` reaches θ through the interpolation
@@ -51,7 +51,7 @@ from tqdm.auto import tqdm
 
 from . import paths, train
 from .data.imageset import ImageSet, normalize
-from .errors import ConfigError
+from ..errors import ConfigError
 
 __all__ = ["METHODS", "run", "barrier_loss", "invariance_loss", "sample_t", "CueStream"]
 
@@ -191,7 +191,7 @@ def _check_sets(method: str, model: nn.Module, clean: ImageSet, cue: ImageSet | 
         raise ConfigError("clean must be a non-empty ImageSet (the clean fine-tuning set D_nc)")
     out = getattr(getattr(model, "head", None), "out_features", None)
     if out is None or not callable(getattr(model, "features", None)):
-        raise ConfigError("model must have .features(x) and a linear .head; build it with cbft_core.models.build")
+        raise ConfigError("model must have .features(x) and a linear .head; build it with cbft_core.kernels.models.build")
     if out != clean.num_classes:
         raise ConfigError(f"clean has {clean.num_classes} classes but the model's head has {out} outputs")
     if method.startswith("cbft"):

@@ -1,8 +1,8 @@
-"""The whole study for one preset and cue: every model, path and fine-tuning method → results.json + figures.
+"""The whole study for one preset and cue: every model, path and fine-tuning method → results.json.
 
-``run(preset, seeds, out)`` asks :mod:`cbft_core.experiments` for each
+``run(preset, seeds, out)`` asks :mod:`cbft_core.study.experiments` for each
 measurement (all cached on disk, so a second run only reads the cache) and
-writes ``out/results.json`` atomically, plus PNG figures. The results file
+writes ``out/results.json`` atomically (figures: :func:`cbft_core.presentation.figures.study_figures`). The results file
 holds accuracies as fractions and barriers as loss on the cue test view
 (Entezari form), one list entry per seed, in the order of ``seeds``::
 
@@ -20,16 +20,16 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
-from matplotlib.figure import Figure
 
-from . import cache, connectivity, experiments, plots, presets
-from .data import CUES
-from .errors import ConfigError
+from ..errors import ConfigError
+from ..kernels import connectivity
+from ..kernels.data import CUES
+from . import cache, experiments, presets
 from .presets import Preset
 
-__all__ = ["VIEW_KEYS", "PATH_PAIRS", "MODELS", "run", "finetune_results", "validate", "view_bars", "figures"]
+__all__ = ["VIEW_KEYS", "PATH_PAIRS", "MODELS", "run", "finetune_results", "validate"]
 
-# view name in cbft_core.data → key in results.json
+# view name in cbft_core.kernels.data → key in results.json
 VIEW_KEYS: dict[str, str] = {"clean": "clean", "cue": "cue", "rand-cue": "rand_cue", "rand-img": "rand_img"}
 PATH_PAIRS: tuple[str, ...] = ("cue-nocue", "nocue-nocue", "cue-cue")
 # results.json model name → cue proportion (None: the preset's)
@@ -72,9 +72,9 @@ def _measure(cfg: Preset, seed: int, cue: str, progress: bool) -> dict[str, Any]
 def run(preset: str | Preset = "cpu", seeds: list[int] | tuple[int, ...] | None = None,
         out: str | os.PathLike = "results", cue: str = "box", progress: bool = True,
         **overrides: Any) -> dict[str, Any]:
-    """Run (or resume from the cache) the whole study; write ``out/results.json`` and figures; return the results.
+    """Run (or resume from the cache) the whole study; write ``out/results.json``; return the results.
 
-    ``preset``: a preset name or :class:`~cbft_core.presets.Preset`; ``seeds``:
+    ``preset``: a preset name or :class:`~cbft_core.study.presets.Preset`; ``seeds``:
     the replicates (``None`` → the preset's); ``cue``: ``"box"`` or
     ``"dominoes"``; ``overrides``: preset settings (e.g. ``n_train=5000``).
     """
@@ -101,7 +101,6 @@ def run(preset: str | Preset = "cpu", seeds: list[int] | tuple[int, ...] | None 
     results["finetune"] = finetune_results(cfg, cue=cue, progress=progress)
     validate(results)
     cache.save_json(out_dir / "results.json", results)
-    figures(results, out_dir)
     return results
 
 
@@ -134,51 +133,3 @@ def validate(results: dict[str, Any]) -> None:
         check_lists(f"paths.{pair}", results["paths"].get(pair), ("barrier",), ())
     for method in experiments.FT_METHODS:
         check_lists(f"finetune.{method}", results["finetune"].get(method), views + _FT_EXTRA, views)
-
-
-def view_bars(block: dict[str, dict[str, list[float]]], chance: float, ax: Any = None) -> Figure:
-    """Grouped bars: each method's accuracy on the four views (mean ± std over seeds), chance dotted."""
-    if ax is None:
-        ax = Figure(figsize=(8.0, 3.4)).subplots()
-    methods = list(block)
-    width = 0.8 / len(VIEW_KEYS)
-    for j, (view, key) in enumerate(VIEW_KEYS.items()):
-        vals = np.asarray([block[m][key] for m in methods], dtype=float)
-        ax.bar(np.arange(len(methods)) + (j - 1.5) * width, vals.mean(1), width,
-               yerr=vals.std(1) if vals.shape[1] > 1 else None, label=view,
-               color=plots.VIEW_COLOURS[view], capsize=2)
-    ax.axhline(chance, color="k", ls=":", lw=1, label="chance")
-    ax.set_xticks(range(len(methods)))
-    ax.set_xticklabels(methods, fontsize=8)
-    ax.set_ylabel("accuracy")
-    ax.set_ylim(0, 1)
-    ax.legend(fontsize=7, ncol=5, loc="lower center", bbox_to_anchor=(0.5, 1.0))
-    ax.figure.tight_layout()
-    return ax.figure
-
-
-def _save(fig: Figure, path: Path) -> None:
-    fig.savefig(path, dpi=100, bbox_inches="tight")
-
-
-def figures(results: dict[str, Any], out: str | os.PathLike) -> list[Path]:
-    """Write the study's figures (PNG) from ``results`` into ``out``; return their paths."""
-    out = Path(out)
-    written = []
-    fig = Figure(figsize=(4.6, 3.2))
-    plots.barrier_bars({pair: results["paths"][pair]["barrier"] for pair in PATH_PAIRS}, ax=fig.subplots(),
-                       ylabel="loss barrier (cue test data)", title=f"Linear paths ({results['cue']} cue)")
-    written.append(out / "path_barriers.png")
-    _save(fig, written[-1])
-
-    fig = Figure(figsize=(8.0, 3.4))
-    view_bars(results["finetune"], results["chance"], ax=fig.subplots())
-    written.append(out / "finetune_views.png")
-    _save(fig, written[-1])
-
-    fig = Figure(figsize=(4.6, 3.2))
-    plots.barrier_bars({m: v["midpoint_loss_to_cue"] for m, v in results["finetune"].items()}, ax=fig.subplots(),
-                       ylabel="midpoint loss − chord (cue data)", title="Path back to the cue model")
-    written.append(out / "finetune_midpoint_loss.png")
-    _save(fig, written[-1])
-    return written

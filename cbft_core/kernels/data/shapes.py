@@ -25,7 +25,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from .seeding import generator
+from ..seeding import generator
 
 SHAPE_NAMES: tuple[str, ...] = (
     "disk", "square", "triangle", "plus", "ring",

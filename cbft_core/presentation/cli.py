@@ -14,12 +14,12 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from .errors import CbftError
-from .presets import PRESET_NAMES
+from ..errors import CbftError
+from ..study.presets import PRESET_NAMES
 
 __all__ = ["main", "build_parser", "toc_files", "chapters", "execute_chapter"]
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def toc_files(book_root: Path = REPO) -> list[str]:
@@ -76,10 +76,12 @@ def execute_chapter(path: Path, out: Path, parameters: dict[str, Any], progress:
 
 
 def _cmd_run(args: argparse.Namespace) -> None:
-    from . import pipeline
+    from ..study import pipeline
+    from .figures import study_figures
 
     overrides = dict(args.param or [])
     result = pipeline.run(args.preset, seeds=args.seeds, out=args.out, cue=args.cue, **overrides)
+    study_figures(result, args.out)
     print(f"results written to {Path(args.out) / 'results.json'} ({len(result['seeds'])} seed(s))")
 
 
@@ -117,7 +119,7 @@ def _cmd_refresh(args: argparse.Namespace) -> None:
 
 
 def _cmd_presets(args: argparse.Namespace) -> None:
-    from . import presets
+    from ..study import presets
 
     print(json.dumps({name: presets.get(name).as_dict() for name in PRESET_NAMES}, indent=1, default=list))
 

@@ -5,10 +5,10 @@ import os
 
 import torch
 
-from ..errors import ConfigError
+from ...errors import ConfigError
 from .digits import load_digits
 from .imageset import ImageSet
-from .seeding import generator
+from ..seeding import generator
 from .shapes import SHAPE_NAMES, make_shapes
 from .torchvision_sets import TORCHVISION_SETS, load_torchvision
 

@@ -19,7 +19,7 @@ from scipy.optimize import linear_sum_assignment
 from torch import nn
 
 from .data.imageset import ImageSet, batches
-from .errors import ConfigError
+from ..errors import ConfigError
 from .models import PermutationSpec
 from .paths import check_compatible
 
@@ -33,7 +33,7 @@ def _spec(model: nn.Module, name: str) -> PermutationSpec:
     if get is None:
         raise ConfigError(
             f"{name}: {type(model).__name__} has no permutation_spec(); permutation alignment "
-            "supports models built with cbft_core.models.build('cnn' | 'vgg13')"
+            "supports models built with cbft_core.kernels.models.build('cnn' | 'vgg13')"
         )
     return get()
 

@@ -12,7 +12,7 @@ One preset and one seed determine each model completely:
 
 The data set itself does not depend on the seed (it is the same for every
 replicate); seeds drive initialisation and data order. Models are cached
-under a hash of everything that produced them (see :mod:`cbft_core.cache`).
+under a hash of everything that produced them (see :mod:`cbft_core.study.cache`).
 """
 from __future__ import annotations
 
@@ -22,9 +22,12 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from . import cache, data, models, train
-from .data.imageset import ImageSet
-from .errors import ConfigError
+from ..kernels import data, models, train
+from ..kernels.seeding import role_seed
+
+from . import cache
+from ..kernels.data.imageset import ImageSet
+from ..errors import ConfigError
 from .presets import Preset
 
 __all__ = [
@@ -90,10 +93,10 @@ def test_views(cfg: Preset, cue: str = "box") -> dict[str, ImageSet]:
     )
 
 
-def build_model(cfg: Preset, cue: str = "box") -> nn.Module:
-    """A freshly initialised model of ``cfg`` for inputs of the given cue type."""
+def build_model(cfg: Preset, cue: str = "box", seed: int | None = None) -> nn.Module:
+    """A model of ``cfg`` for inputs of the given cue type, initialised from ``seed`` (None: the global RNG)."""
     shape = (3, 64, 32) if cue == "dominoes" else (3, 32, 32)
-    return models.build(cfg.model, cfg.num_classes, width=cfg.width, in_shape=shape)
+    return models.build(cfg.model, cfg.num_classes, width=cfg.width, in_shape=shape, seed=seed)
 
 
 def _train_settings(cfg: Preset) -> dict[str, Any]:
@@ -134,12 +137,11 @@ def parent(cfg: Preset, seed: int, cue: str = "box", progress: bool = True) -> n
            **_data_settings(cfg), **_train_settings(cfg)}
 
     def make(progress: bool) -> nn.Module:
-        train.set_seed(seed)
-        model = build_model(cfg, cue)
+        model = build_model(cfg, cue, seed=role_seed("parent-init", seed=seed, cue=cue))
         if cfg.parent_epochs == 0:
             return model
-        return _fit(model, cfg, train_set(cfg, cue, 0.0), cfg.parent_epochs, seed,
-                    f"parent (seed {seed})", progress)
+        return _fit(model, cfg, train_set(cfg, cue, 0.0), cfg.parent_epochs,
+                    role_seed("parent-order", seed=seed, cue=cue), f"parent (seed {seed})", progress)
 
     return _trained(key, make, cfg, cue, progress)
 
@@ -159,23 +161,28 @@ def child(cfg: Preset, seed: int, cue: str = "box", proportion: float = 0.0, bra
 
     def make(progress: bool) -> nn.Module:
         model = parent(cfg, seed, cue, progress=progress)
-        order_seed = 1000 * (seed + 1) + 17 * branch + int(round(proportion * 100))
+        order_seed = role_seed("child-order", seed=seed, cue=cue, proportion=proportion, branch=branch)
         return _fit(model, cfg, train_set(cfg, cue, proportion), cfg.child_epochs, order_seed,
                     f"child p={proportion:g} (seed {seed}, branch {branch})", progress)
 
     return _trained(key, make, cfg, cue, progress)
 
 
-def scratch(cfg: Preset, seed: int, cue: str = "box", proportion: float = 0.0,
+def scratch(cfg: Preset, seed: int, cue: str = "box", proportion: float = 0.0, replica: int = 0,
             progress: bool = True) -> nn.Module:
-    """A model trained ``scratch_epochs`` from its own initialisation (no shared parent)."""
-    key = {"role": "scratch", "seed": seed, "cue": cue, "proportion": proportion,
+    """A model trained ``scratch_epochs`` from its own initialisation (no shared parent).
+
+    ``replica`` tells apart models of one seed that differ only in their
+    initialisation and data order (the pairs of :func:`cbft_core.study.experiments.scratch_models`).
+    """
+    key = {"role": "scratch", "seed": seed, "cue": cue, "proportion": proportion, "replica": replica,
            "epochs": cfg.scratch_epochs, **_data_settings(cfg), **_train_settings(cfg)}
+    parts = dict(seed=seed, cue=cue, proportion=proportion, replica=replica)
 
     def make(progress: bool) -> nn.Module:
-        train.set_seed(10_000 + seed)
-        model = build_model(cfg, cue)
-        return _fit(model, cfg, train_set(cfg, cue, proportion), cfg.scratch_epochs, 10_000 + seed,
-                    f"scratch p={proportion:g} (seed {seed})", progress)
+        model = build_model(cfg, cue, seed=role_seed("scratch-init", **parts))
+        return _fit(model, cfg, train_set(cfg, cue, proportion), cfg.scratch_epochs,
+                    role_seed("scratch-order", **parts), f"scratch p={proportion:g} (seed {seed}.{replica})",
+                    progress)
 
     return _trained(key, make, cfg, cue, progress)

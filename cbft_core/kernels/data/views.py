@@ -24,10 +24,10 @@ from dataclasses import dataclass
 
 import torch
 
-from ..errors import ConfigError
+from ...errors import ConfigError
 from .cues import cue_class_positions, draw_boxes_
 from .imageset import ImageSet
-from .seeding import generator
+from ..seeding import generator
 
 VIEWS: tuple[str, ...] = ("clean", "cue", "rand-cue", "rand-img")
 CUES: tuple[str, ...] = ("box", "dominoes")

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import torch
 
-from ..errors import ConfigError
+from ...errors import ConfigError
 
 BOX = 3
 GRID_32 = (3, 14, 26)

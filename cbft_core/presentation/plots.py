@@ -11,8 +11,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from .data.imageset import ImageSet
-from .paths import PathResult
+from ..kernels.data.imageset import ImageSet
+from ..kernels.paths import PathResult
 
 __all__ = ["VIEW_COLOURS", "show_images", "gallery", "path_curves", "barrier_bars", "to_numpy_image"]
 

@@ -2,7 +2,7 @@
 
 An entry's key is the sha256 of the canonical JSON of its config plus the
 version of the code that produced it (a hash of every ``.py`` file of the
-``cbft_core`` package), so editing the library invalidates old entries.
+kernel and study layers), so editing the computing code invalidates old entries.
 
 Writes are atomic: the bytes go to a temporary file in the destination
 folder (``.<name>.<random>.tmp``), are flushed and fsynced, then
@@ -28,7 +28,7 @@ from typing import Any, Callable, Mapping
 
 import torch
 
-from .errors import CacheCorruptError, ConfigError
+from ..errors import CacheCorruptError, ConfigError
 
 __all__ = [
     "ENV_VAR",
@@ -60,23 +60,24 @@ def cache_dir(path: str | os.PathLike | None = None) -> Path:
     return Path.home() / ".cache" / "cbft_core"
 
 
-# Modules that only present results (figures, widgets, the command line, the
-# Sphinx extension, tables): editing them cannot change a cached number, so they
-# are left out of the code version and do not invalidate trained models.
-PRESENTATION_MODULES: frozenset[str] = frozenset(
-    {"plots.py", "widgets.py", "cli.py", "__main__.py", "sphinx_assets.py", "replication.py"}
-)
+# The code that computes cached numbers: the kernel and study layers and the
+# errors they share. The presentation layer (figures, tables, widgets, the
+# command line, the Sphinx helpers) only draws and prints, so it is left out:
+# editing it never invalidates a trained model.
+COMPUTING_PARTS: tuple[str, ...] = ("errors.py", "kernels", "study")
 
 
-def source_hash(root: str | os.PathLike, exclude: frozenset[str] = frozenset()) -> str:
+def source_hash(root: str | os.PathLike, parts: tuple[str, ...] | None = None) -> str:
     """sha256 over the relative paths and bytes of every ``*.py`` file under ``root``.
 
-    Files whose path relative to ``root`` is in ``exclude`` are skipped.
+    With ``parts`` (file or folder names relative to ``root``) only the files
+    in those parts count.
     """
     root = Path(root)
     h = hashlib.sha256()
     for file in sorted(root.rglob("*.py")):
-        if file.relative_to(root).as_posix() in exclude:
+        rel = file.relative_to(root)
+        if parts is not None and rel.parts[0] not in parts:
             continue
         h.update(file.relative_to(root).as_posix().encode() + b"\0")
         h.update(file.read_bytes() + b"\0")
@@ -85,8 +86,8 @@ def source_hash(root: str | os.PathLike, exclude: frozenset[str] = frozenset()) 
 
 @functools.lru_cache(maxsize=1)
 def code_version() -> str:
-    """:func:`source_hash` of the ``cbft_core`` package's computing modules (memoised per process)."""
-    return source_hash(Path(__file__).resolve().parent, PRESENTATION_MODULES)
+    """:func:`source_hash` of the kernel and study layers of ``cbft_core`` (memoised per process)."""
+    return source_hash(Path(__file__).resolve().parent.parent, COMPUTING_PARTS)
 
 
 def _canonical(config: Any, name: str = "config") -> str:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from ..errors import DataUnavailableError
+from ...errors import DataUnavailableError
 from .resize import to_rgb
 
 TORCHVISION_SETS: dict[str, str] = {

@@ -1,4 +1,4 @@
-"""The paper's claims checked against a results.json of :func:`cbft_core.pipeline.run`.
+"""The paper's claims checked against a results.json of :func:`cbft_core.study.pipeline.run`.
 
 ``claims(results)`` returns one row per claim: what the paper reports, what
 was measured here (mean ± std over the seeds), the criterion used, and
@@ -11,10 +11,9 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
-__all__ = ["NAIVE", "NAMES", "ABLATIONS", "mean_std", "fmt_pct", "fmt_loss", "claims", "to_markdown", "method_table",
-           "workload", "estimate_hours"]
+__all__ = ["NAIVE", "NAMES", "ABLATIONS", "mean_std", "fmt_pct", "fmt_loss", "check_results", "claims", "workload", "estimate_hours"]
 
 NAIVE: tuple[str, ...] = ("ft", "llrt", "lpft")
 NAMES: dict[str, str] = {"ft": "FT", "llrt": "LLRT", "lpft": "LP-FT", "cbft": "CBFT",
@@ -56,7 +55,7 @@ def _row(claim: str, paper: str, measured: str, criterion: str, holds: bool) -> 
     return {"claim": claim, "paper": paper, "measured": measured, "criterion": criterion, "holds": bool(holds)}
 
 
-def _check(results: dict[str, Any]) -> None:
+def check_results(results: dict[str, Any]) -> None:
     for key in ("chance", "models", "paths", "finetune"):
         if key not in results:
             raise ConfigError(f"results: missing {key!r}; pass the dict written to results.json by pipeline.run")
@@ -64,7 +63,7 @@ def _check(results: dict[str, Any]) -> None:
 
 def claims(results: dict[str, Any]) -> list[dict[str, Any]]:
     """One row per claim of the paper, with the measured mean ± std and whether it holds."""
-    _check(results)
+    check_results(results)
     chance = float(results["chance"])
     ft, paths, mods = results["finetune"], results["paths"], results["models"]
     rows = []
@@ -140,53 +139,21 @@ def claims(results: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
-def method_table(results: dict[str, Any], methods: Sequence[str] | None = None) -> list[dict[str, str]]:
-    """Per method: every view's accuracy and the two path measures, as mean ± std strings."""
-    _check(results)
-    rows = []
-    if methods is None:  # results.json is key-sorted: restore the book's order of methods
-        known = [m for m in NAMES if m in results["finetune"]]
-        methods = known + sorted(set(results["finetune"]) - set(known))
-    for m in methods:
-        r = results["finetune"][m]
-        rows.append({"method": NAMES.get(m, m), "clean": fmt_pct(r["clean"]), "cue": fmt_pct(r["cue"]),
-                     "rand-cue": fmt_pct(r["rand_cue"]), "rand-img": fmt_pct(r["rand_img"]),
-                     "barrier to θc": fmt_loss(r["barrier_to_cue"]),
-                     "midpoint − chord": fmt_loss(r["midpoint_loss_to_cue"])})
-    return rows
-
-
-def _cell(value: Any) -> str:
-    if isinstance(value, bool):
-        return "yes" if value else "**no**"
-    return str(value).replace("|", "\\|")
-
-
-def to_markdown(rows: Sequence[dict[str, Any]], columns: Sequence[str] | None = None,
-                rename: Callable[[str], str] = str) -> str:
-    """A Markdown table of ``rows`` (dicts), one line per row, columns in ``columns`` order."""
-    if not rows:
-        raise ConfigError("rows: nothing to tabulate")
-    cols = list(columns or rows[0])
-    lines = ["| " + " | ".join(rename(c) for c in cols) + " |", "|" + "---|" * len(cols)]
-    lines += ["| " + " | ".join(_cell(r[c]) for c in cols) + " |" for r in rows]
-    return "\n".join(lines)
-
-
 def workload(cfg: Any) -> dict[str, float]:
-    """Images processed by :func:`cbft_core.pipeline.run` for one seed and one cue under preset ``cfg``.
+    """Images processed by :func:`cbft_core.study.pipeline.run` for one seed and one cue under preset ``cfg``.
 
     ``train``: images through a forward + backward pass (parent, the four
     children, every fine-tuning method; a CBFT step costs three passes — barrier,
     clean, cue features — and an ablation two); ``eval``: images through a
     forward pass only: BatchNorm re-estimation and evaluation at every point
     of the 3 model paths (four views) and the 6 fine-tuning paths
-    (:data:`~cbft_core.experiments.SUMMARY_PATH_VIEWS`), one pass per view and
+    (:data:`~cbft_core.study.experiments.SUMMARY_PATH_VIEWS`), one pass per view and
     point where the test set is its own, small enough BN data
-    (:func:`cbft_core.paths.one_pass_logits`), two otherwise; and the view
+    (:func:`cbft_core.kernels.paths.one_pass_logits`), two otherwise; and the view
     accuracies of the 2 children and the 6 fine-tuned models.
     """
-    from . import experiments, paths  # the study's own constants, not a copy of them
+    from ..kernels import paths
+    from . import experiments  # the study's own constants, not a copy of them
 
     n_clean = min(cfg.n_clean, cfg.n_train)
     train = cfg.parent_epochs * cfg.n_train + 4 * cfg.child_epochs * cfg.n_train
@@ -201,7 +168,7 @@ def workload(cfg: Any) -> dict[str, float]:
 
 
 def estimate_hours(cfg: Any, train_images_per_s: float, seeds: int | None = None, eval_speedup: float = 3.0) -> float:
-    """Hours for :func:`cbft_core.pipeline.run` at ``train_images_per_s`` (forward + backward throughput).
+    """Hours for :func:`cbft_core.study.pipeline.run` at ``train_images_per_s`` (forward + backward throughput).
 
     A forward-only pass is counted ``eval_speedup`` times faster than a
     training pass; data loading and checkpointing are ignored.
