@@ -138,11 +138,34 @@ def test_clean_has_no_cue_and_counterfactuals_all_carry_one(shapes_small, digits
         assert list(views) == list(VIEWS)
         assert not views["clean"].has_cue.any()
         for v in ("cue", "rand-cue", "rand-img"):
-            assert views[v].has_cue.all()
+            if cue == "dominoes":
+                assert views[v].has_cue.all()
+            else:  # class 9 of 10 has no box position: those images carry no cue
+                no_box = views[v].has_cue == False  # noqa: E712
+                cue_class = make_plan_cue_class(shapes_small, v)
+                assert torch.equal(no_box, cue_class == 9)
         for v in views.values():
             assert torch.equal(v.labels, shapes_small.labels)
     clean = make_view(shapes_small, "box", "clean", proportion=0.5)
     assert torch.equal(clean.images, shapes_small.images)
+
+
+def make_plan_cue_class(base, view):
+    from cbft_core.kernels.data import plan_view
+    return plan_view(base, "box", view, seed=3).cue_class
+
+
+@pytest.mark.parametrize("view", ["cue", "rand-cue", "rand-img"])
+def test_box_has_cue_agrees_with_the_pixels(shapes_small, view):
+    # has_cue must be True exactly where the box changed pixels (class 9 of 10 gets no box)
+    from cbft_core.kernels.data import plan_view, render_view
+    plan = plan_view(shapes_small, "box", view, proportion=0.8, seed=5)
+    out = render_view(shapes_small, plan, "box")
+    unboxed = shapes_small.images[plan.source]
+    changed = (out.images != unboxed).flatten(1).any(1)
+    # a box whose colour equals the pixels under it would change nothing; the palette makes that vanishingly rare
+    assert torch.equal(out.has_cue, changed)
+    assert int(out.has_cue.sum()) < len(shapes_small)
 
 
 # ---------------------------------------------------------------- determinism

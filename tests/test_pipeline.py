@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from cbft_core.kernels import finetune, train
-from cbft_core.study import cache, experiments, pipeline, presets, replication
+from cbft_core.study import cache, claims, experiments, pipeline, presets, replication
 from cbft_core.presentation import figures, tables
 from cbft_core.errors import ConfigError
 
@@ -110,15 +110,17 @@ def test_resume_reads_the_cache(study):
 
 
 def test_replication_table(study):
-    rows = replication.claims(study["written"])
-    assert rows and all(set(r) >= {"claim", "paper", "measured", "holds"} for r in rows)
-    assert all(isinstance(r["holds"], bool) for r in rows)
+    res = study["written"]
+    outcomes = claims.evaluate_all(res)
+    assert [o.claim.id for o in outcomes] == list(claims.CLAIMS)  # a full results.json feeds every claim
+    rows = claims.rows(outcomes)
+    assert all(set(r) >= {"claim", "paper", "measured", "criterion", "verdict"} for r in rows)
     text = tables.to_markdown(rows)
     assert text.count("\n") == len(rows) + 1
-    res = study["written"]
-    by_claim = {r["claim"]: r["holds"] for r in rows}
     cbft = sum(res["finetune"]["cbft"]["rand_img"]) / len(SEEDS)
-    assert by_claim["CBFT removes the cue mechanism"] == (cbft <= 1.5 * res["chance"])
+    th = claims.claim("cbft-removes-cue").thresholds
+    expected = th["low_x_chance"] * res["chance"] <= cbft <= th["high_x_chance"] * res["chance"]
+    assert claims.evaluate("cbft-removes-cue", res).holds is expected
     table = tables.method_table(res)
     assert [r["method"] for r in table] == [replication.NAMES[m] for m in experiments.FT_METHODS]
 

@@ -56,6 +56,36 @@ def barrier(values: Sequence[float], ts: Sequence[float], form: str = "entezari"
     return float(gap[i]), float(t[i])
 
 
+def transition_width(values: Sequence[float], ts: Sequence[float], low: float = 0.1, high: float = 0.9) -> float:
+    """Width of the t interval in which ``values`` moves from ``low`` to ``high`` of its total change.
+
+    Crossings are interpolated linearly between path points and the first
+    crossing of each level counts. A straight ramp from t = 0 to t = 1 gives
+    ``high − low`` (0.8); a step between two points gives ``(high − low)·Δt``;
+    constant ``values`` give 0. Used on rand-img accuracy along a path, it
+    measures how abruptly the mechanism changes.
+    """
+    v = np.asarray(values, dtype=np.float64).reshape(-1)
+    t = np.asarray(ts, dtype=np.float64).reshape(-1)
+    if v.size != t.size or v.size < 2:
+        raise ConfigError(f"values and ts must have one equal length >= 2, got {v.size} and {t.size}")
+    if not 0.0 <= low < high <= 1.0:
+        raise ConfigError(f"levels must satisfy 0 <= low < high <= 1, got {low} and {high}")
+    total = v[-1] - v[0]
+    if total == 0 or not np.isfinite(total):
+        return 0.0
+    frac = (v - v[0]) / total
+
+    def crossing(level: float) -> float:
+        i = int(np.argmax(frac >= level))
+        if i == 0:
+            return float(t[0])
+        f0, f1 = frac[i - 1], frac[i]
+        return float(t[i - 1] + (level - f0) / (f1 - f0) * (t[i] - t[i - 1]))
+
+    return crossing(high) - crossing(low)
+
+
 def _check_number(value: Any, name: str, minimum: float = 0.0, strict: bool = False) -> float:
     ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
     if ok:

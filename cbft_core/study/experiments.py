@@ -38,6 +38,7 @@ __all__ = [
     "SUMMARY_PATH_VIEWS",
     "pair_models",
     "path_result",
+    "quadratic_summary",
     "midpoint",
     "clean_subset",
     "cue_subset",
@@ -104,7 +105,9 @@ def path_result(cfg: Preset, seed: int, pair: str, cue: str = "box", curve: str 
                 progress: bool = True) -> paths.PathResult:
     """Loss and accuracy on the four counterfactual test views along the path between ``pair``'s models.
 
-    ``curve="linear"`` or ``"bezier"`` (through the trained midpoint of :func:`midpoint`).
+    ``curve="linear"`` (``cfg.path_points`` points) or ``"bezier"`` (through the
+    trained midpoint of :func:`midpoint`, on ``cfg.switch_points`` points: the
+    finer grid on which the mechanism switch is measured).
     """
     if curve not in ("linear", "bezier"):
         raise ConfigError(f"curve must be 'linear' or 'bezier', got {curve!r}")
@@ -112,13 +115,31 @@ def path_result(cfg: Preset, seed: int, pair: str, cue: str = "box", curve: str 
     def compute() -> dict[str, Any]:
         model_a, model_b = pair_models(cfg, seed, pair, cue, progress)
         mid = midpoint(cfg, seed, pair, cue, progress) if curve == "bezier" else None
-        result = paths.evaluate_path(model_a, model_b, zoo.test_views(cfg, cue), _ts(cfg),
+        ts = _ts(cfg) if curve == "linear" else np.linspace(0.0, 1.0, cfg.switch_points)
+        result = paths.evaluate_path(model_a, model_b, zoo.test_views(cfg, cue), ts,
                                      midpoint=mid, bn_images=cfg.bn_images,
                                      batch_size=cfg.eval_batch_size, progress=progress)
         return result.to_dict()
 
     key = cache_key(cfg, seed=seed, pair=pair, cue=cue, curve=curve)
     return _path_from_dict(cache.cached_json("path", key, compute))
+
+
+def quadratic_summary(cfg: Preset, seed: int, pair: str = "cue-nocue", cue: str = "box",
+                      progress: bool = True) -> dict[str, Any]:
+    """The quadratic path of ``pair`` against its linear path: cue-view loss barriers and the mechanism switch.
+
+    ``switch_width``: the width of the t interval in which rand-img accuracy
+    moves from 10 % to 90 % of its total change along the quadratic path
+    (:func:`cbft_core.kernels.connectivity.transition_width`).
+    """
+    linear = path_result(cfg, seed, pair, cue, "linear", progress)
+    quad = path_result(cfg, seed, pair, cue, "bezier", progress)
+    return {
+        "barrier": connectivity.barrier(quad.loss["cue"], quad.ts)[0],
+        "linear_barrier": connectivity.barrier(linear.loss["cue"], linear.ts)[0],
+        "switch_width": connectivity.transition_width(quad.acc["rand-img"], quad.ts),
+    }
 
 
 def midpoint(cfg: Preset, seed: int, pair: str, cue: str = "box",

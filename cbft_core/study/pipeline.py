@@ -2,13 +2,15 @@
 
 ``run(preset, seeds, out)`` asks :mod:`cbft_core.study.experiments` for each
 measurement (all cached on disk, so a second run only reads the cache) and
-writes ``out/results.json`` atomically (figures: :func:`cbft_core.presentation.figures.study_figures`). The results file
-holds accuracies as fractions and barriers as loss on the cue test view
-(Entezari form), one list entry per seed, in the order of ``seeds``::
+writes ``out/results.json`` atomically (its figures:
+:func:`cbft_core.presentation.figures.study_figures`). The results file holds
+accuracies as fractions and barriers as loss on the cue test view (Entezari
+form), one list entry per seed, in the order of ``seeds``::
 
     {"preset": str, "cue": str, "seeds": [int], "chance": float,
-     "models": {"cue": VIEWS, "nocue": VIEWS},
-     "paths": {"cue-nocue": {"barrier": [f]}, "nocue-nocue": {...}, "cue-cue": {...}},
+     "models": {"cue": VIEWS, "nocue": VIEWS, "cue100": VIEWS},
+     "paths": {"cue-nocue": {"barrier": [f]}, "nocue-nocue": {...}, "cue-cue": {...}, "cue100-nocue": {...}},
+     "quadratic": {"barrier": [f], "linear_barrier": [f], "switch_width": [f]},
      "finetune": {method: VIEWS + {"barrier_to_cue": [f], "midpoint_loss_to_cue": [f]}}}
 
 with ``VIEWS = {"clean": [f], "cue": [f], "rand_cue": [f], "rand_img": [f]}``.
@@ -27,13 +29,15 @@ from ..kernels.data import CUES
 from . import cache, experiments, presets
 from .presets import Preset
 
-__all__ = ["VIEW_KEYS", "PATH_PAIRS", "MODELS", "run", "finetune_results", "validate"]
+__all__ = ["VIEW_KEYS", "PATH_PAIRS", "MODELS", "QUADRATIC_KEYS", "mechanism_results", "run", "finetune_results",
+           "validate"]
 
 # view name in cbft_core.kernels.data → key in results.json
 VIEW_KEYS: dict[str, str] = {"clean": "clean", "cue": "cue", "rand-cue": "rand_cue", "rand-img": "rand_img"}
-PATH_PAIRS: tuple[str, ...] = ("cue-nocue", "nocue-nocue", "cue-cue")
+PATH_PAIRS: tuple[str, ...] = ("cue-nocue", "nocue-nocue", "cue-cue", "cue100-nocue")
 # results.json model name → cue proportion (None: the preset's)
-MODELS: dict[str, float | None] = {"cue": None, "nocue": 0.0}
+MODELS: dict[str, float | None] = {"cue": None, "nocue": 0.0, "cue100": 1.0}
+QUADRATIC_KEYS: tuple[str, ...] = ("barrier", "linear_barrier", "switch_width")
 _FT_EXTRA: tuple[str, ...] = ("barrier_to_cue", "midpoint_loss_to_cue")
 
 
@@ -66,7 +70,29 @@ def _measure(cfg: Preset, seed: int, cue: str, progress: bool) -> dict[str, Any]
     for pair in PATH_PAIRS:
         result = experiments.path_result(cfg, seed, pair, cue=cue, progress=progress)
         path_barriers[pair] = connectivity.barrier(result.loss["cue"], result.ts)[0]
-    return {"models": models, "paths": path_barriers}
+    quadratic = experiments.quadratic_summary(cfg, seed, "cue-nocue", cue=cue, progress=progress)
+    return {"models": models, "paths": path_barriers, "quadratic": quadratic}
+
+
+def mechanism_results(cfg: Preset, cue: str = "box", progress: bool = True) -> dict[str, Any]:
+    """The models, linear paths and quadratic paths of every seed of ``cfg``: results.json without ``finetune``."""
+    if cue not in CUES:
+        raise ConfigError(f"cue: unknown cue {cue!r}; choose one of {list(CUES)}")
+    results: dict[str, Any] = {
+        "preset": cfg.name, "cue": cue, "seeds": [int(s) for s in cfg.seeds],
+        "chance": 1.0 / cfg.num_classes,
+        "models": {name: {} for name in MODELS},
+        "paths": {pair: {"barrier": []} for pair in PATH_PAIRS},
+        "quadratic": {key: [] for key in QUADRATIC_KEYS},
+    }
+    for seed in cfg.seeds:
+        seed_results = _measure(cfg, int(seed), cue, progress)
+        for name, views in seed_results["models"].items():
+            _append(results["models"][name], views)
+        for pair, height in seed_results["paths"].items():
+            results["paths"][pair]["barrier"].append(float(height))
+        _append(results["quadratic"], seed_results["quadratic"])
+    return results
 
 
 def run(preset: str | Preset = "cpu", seeds: list[int] | tuple[int, ...] | None = None,
@@ -85,19 +111,7 @@ def run(preset: str | Preset = "cpu", seeds: list[int] | tuple[int, ...] | None 
     if out_dir.exists() and not out_dir.is_dir():
         raise ConfigError(f"out must be a folder, but {out_dir} is a file")
     out_dir.mkdir(parents=True, exist_ok=True)
-
-    results: dict[str, Any] = {
-        "preset": cfg.name, "cue": cue, "seeds": [int(s) for s in cfg.seeds],
-        "chance": 1.0 / cfg.num_classes,
-        "models": {name: {} for name in MODELS},
-        "paths": {pair: {"barrier": []} for pair in PATH_PAIRS},
-    }
-    for seed in cfg.seeds:
-        seed_results = _measure(cfg, int(seed), cue, progress)
-        for name, views in seed_results["models"].items():
-            _append(results["models"][name], views)
-        for pair, height in seed_results["paths"].items():
-            results["paths"][pair]["barrier"].append(float(height))
+    results = mechanism_results(cfg, cue, progress)
     results["finetune"] = finetune_results(cfg, cue=cue, progress=progress)
     validate(results)
     cache.save_json(out_dir / "results.json", results)
@@ -131,5 +145,6 @@ def validate(results: dict[str, Any]) -> None:
         check_lists(f"models.{name}", results["models"].get(name), views, views)
     for pair in PATH_PAIRS:
         check_lists(f"paths.{pair}", results["paths"].get(pair), ("barrier",), ())
+    check_lists("quadratic", results.get("quadratic"), QUADRATIC_KEYS, ())
     for method in experiments.FT_METHODS:
         check_lists(f"finetune.{method}", results["finetune"].get(method), views + _FT_EXTRA, views)

@@ -39,7 +39,8 @@ class Preset:
     child_epochs: int = 7            # each child, branched from the parent
     scratch_epochs: int = 8          # models trained from scratch
     # paths
-    path_points: int = 11
+    path_points: int = 11            # points of linear paths, t = 0 … 1
+    switch_points: int = 21          # points of quadratic paths (where the mechanism switch is measured)
     bn_images: int = 2_000           # images per BatchNorm re-estimation
     eval_batch_size: int = 1_000
     midpoint_epochs: int = 6
@@ -114,6 +115,7 @@ _PRESETS: dict[str, Preset] = {
         child_epochs=1,
         scratch_epochs=1,
         path_points=3,
+        switch_points=5,
         bn_images=128,
         eval_batch_size=200,
         midpoint_epochs=1,

@@ -129,6 +129,8 @@ def plan_view(
         # i + U{1..n-1} mod n: uniform over the other samples.
         shift = torch.randint(1, n, (n,), generator=generator("view", "rand-img", int(seed)))
         source = (source + shift) % n
+    if cue == "box":  # a class without a box position (class 9 of 10) carries no cue: has_cue follows the pixels
+        has_cue &= cue_class_positions(base.num_classes, *base.shape[1:])[cue_class, 0] >= 0
     simple_index = torch.full((n,), -1, dtype=torch.int64)
     if cue == "dominoes":
         u = torch.rand(n, generator=generator("view", "dominoes", int(seed)), dtype=torch.float64)

@@ -1,0 +1,134 @@
+"""Trials of the default experimental setting: does every claim of the paper hold, with margin, per seed?
+
+Runs the study's own cached functions (zoo, experiments) at the ``cpu`` preset
+with overrides, optionally on another procedural data recipe, and writes one
+JSON file per trial with every claim's numbers per seed and each stage's wall
+time. Each trial gets its own model cache (a recipe is not part of the cache
+key, so trials must not share one)::
+
+    python benchmarks/science_trials.py --name lead --seeds 0 1 2 \\
+        --shapes RADIUS=6.0,9.5 PIXEL_NOISE=0.12 CLUTTER_ALPHA=0.45 MIN_CONTRAST=0.3 \\
+        -p lr 0.025 -p child_epochs 14 --stages zoo paths quad ft cbft --out trials/
+
+The chapters' claims are checked by :mod:`cbft_core.study.claims`; this script
+only measures (it is how the default setting was chosen, kept so that anyone
+can repeat the search).
+"""
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+STAGES = ("zoo", "paths", "quad", "ft", "cbft")
+
+
+def _value(text: str):
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--name", required=True, help="trial name (also names its cache folder)")
+    ap.add_argument("--cache-name", default=None,
+                    help="cache folder to share with another trial on the same recipe (default: --name)")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--shapes", nargs="*", default=[], metavar="NAME=VALUE",
+                    help="procedural-recipe constants of cbft_core.kernels.data.shapes (tuples as a,b)")
+    ap.add_argument("-p", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
+                    help="preset override")
+    ap.add_argument("--stages", nargs="+", default=list(STAGES), choices=STAGES)
+    ap.add_argument("--methods", nargs="+", default=["ft", "llrt", "lpft"])
+    ap.add_argument("--cbft-methods", nargs="+", default=["cbft"])
+    ap.add_argument("--switch-points", type=int, default=21)
+    ap.add_argument("--cue", default="box")
+    ap.add_argument("--out", default="trials")
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args(argv)
+
+    cache_root = Path(os.environ.get("CBFT_TRIALS_CACHE", "/tmp/cbft-trials"))
+    os.environ["CBFT_CACHE_DIR"] = str(cache_root / (args.cache_name or args.name))
+    import numpy as np
+    import torch
+
+    torch.set_num_threads(args.threads)
+    from cbft_core.kernels import connectivity, paths
+    from cbft_core.kernels.data import shapes
+    from cbft_core.study import experiments, presets, zoo
+
+    recipe = {}
+    for item in args.shapes:
+        key, _, raw = item.partition("=")
+        if not hasattr(shapes, key):
+            ap.error(f"--shapes: unknown constant {key!r}")
+        val = tuple(float(v) for v in raw.split(",")) if "," in raw else _value(raw)
+        setattr(shapes, key, val)
+        recipe[key] = val
+    overrides = {k: _value(v) for k, v in args.p}
+    cfg = presets.get("cpu", seeds=args.seeds, **overrides)
+    chance = 1.0 / cfg.num_classes
+    out: dict = {"name": args.name, "recipe": recipe, "overrides": overrides, "cue": args.cue,
+                 "seeds": args.seeds, "chance": chance, "per_seed": {}, "seconds": {}}
+
+    def timed(stage: str, fn):
+        t0 = time.perf_counter()
+        value = fn()
+        out["seconds"][stage] = out["seconds"].get(stage, 0.0) + time.perf_counter() - t0
+        return value
+
+    for seed in args.seeds:
+        row: dict = {}
+        out["per_seed"][seed] = row
+        if "zoo" in args.stages:
+            for name, p in (("cue", None), ("nocue", 0.0), ("cue100", 1.0)):
+                row[f"acc_{name}"] = timed("zoo", lambda: experiments.child_accuracies(
+                    cfg, seed, p, cue=args.cue, progress=False))
+        if "paths" in args.stages:
+            for pair in ("cue-nocue", "nocue-nocue", "cue-cue", "cue100-nocue"):
+                res = timed("paths", lambda: experiments.path_result(cfg, seed, pair, cue=args.cue, progress=False))
+                row[f"barrier_{pair}"] = connectivity.barrier(res.loss["cue"], res.ts)[0]
+                row[f"barrier_clean_{pair}"] = connectivity.barrier(res.loss["clean"], res.ts)[0]
+        if "quad" in args.stages:
+            def quad():
+                a, b = experiments.pair_models(cfg, seed, "cue-nocue", args.cue, progress=False)
+                mid = experiments.midpoint(cfg, seed, "cue-nocue", args.cue, progress=False)
+                ts = np.linspace(0, 1, args.switch_points)
+                return (paths.evaluate_path(a, b, zoo.test_views(cfg, args.cue), ts, midpoint=mid,
+                                            bn_images=cfg.bn_images, batch_size=cfg.eval_batch_size,
+                                            progress=False), ts)
+            res, ts = timed("quad", quad)
+            row["quad_barrier"] = connectivity.barrier(res.loss["cue"], ts)[0]
+            r = np.asarray(res.acc["rand-img"])
+            row["quad_rand_img"] = r.tolist()
+            total = r[0] - r[-1]
+            frac = (r[0] - r) / total if total != 0 else np.zeros_like(r)
+            def first_cross(level):
+                i = int(np.argmax(frac >= level))
+                if i == 0:
+                    return float(ts[0])
+                f0, f1 = frac[i - 1], frac[i]
+                return float(ts[i - 1] + (level - f0) / (f1 - f0) * (ts[i] - ts[i - 1]))
+            row["switch_width"] = first_cross(0.9) - first_cross(0.1)
+            row["quad_linear_barrier"] = row.get("barrier_cue-nocue")
+        for method in (args.methods if "ft" in args.stages else []) + \
+                (args.cbft_methods if "cbft" in args.stages else []):
+            stage = "cbft" if method.startswith("cbft") else "ft"
+            s = timed(stage, lambda: experiments.finetune_summary(cfg, seed, method, cue=args.cue, progress=False))
+            row[f"ft_{method}"] = {**s["views"], "barrier_to_cue": s["barrier_to_cue"]}
+        print(f"[{args.name}] seed {seed}: " + json.dumps(row, default=float)[:2000], flush=True)
+    out_dir = Path(args.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / f"{args.name}.json").write_text(json.dumps(out, indent=1, default=float))
+    print(f"[{args.name}] seconds: {json.dumps({k: round(v) for k, v in out['seconds'].items()})}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
