@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from cbft_core.kernels import finetune, models, train
+from cbft_core.kernels.optim import SGDConfig
 from cbft_core.kernels.data.imageset import ImageSet
 from cbft_core.errors import ConfigError, NonFiniteLossError
 
@@ -334,3 +335,27 @@ def test_bad_arguments(sets, base_model):
     wrong = models.build("cnn", K + 1, width=0.5, in_shape=(3, 16, 16), seed=0)
     with pytest.raises(ConfigError, match="classes"):
         finetune.run("ft", wrong, clean, cue, **FAST)
+
+
+def test_cbft_restores_modes_when_training_fails(sets, base_model):
+    clean, cue = sets
+    model = copy.deepcopy(base_model).eval()
+    model.blocks[0].train()  # a mixed state must come back as it was
+    modes = [m.training for m in model.modules()]
+    with torch.no_grad():
+        model.head.bias[1] = float("nan")
+    with pytest.raises(NonFiniteLossError):
+        finetune._cbft(model, clean, cue, method="cbft", epochs=1, sgd=SGDConfig(lr=0.02), batch_size=16,
+                       seed=0, progress=False, max_batches=None, barrier=True,
+                       **finetune._method_options("cbft", {}))
+    assert [m.training for m in model.modules()] == modes
+
+
+def test_cbft_learning_rate_is_held_during_warm_up_then_cosine(sets, base_model):
+    clean, cue = sets
+    _, h = finetune.run("cbft", base_model, clean, cue, epochs=4, lr=0.02, batch_size=16, progress=False,
+                        warmup_epochs=2, return_history=True)
+    steps = math.ceil(len(clean) / 16)  # 3 per epoch; the last step of each epoch is recorded
+    cosine = 2 * steps
+    expected = [0.02, 0.02] + [0.01 * (1 + math.cos(math.pi * k / cosine)) for k in (steps - 1, 2 * steps - 1)]
+    assert h["lr"] == pytest.approx(expected, rel=1e-12)

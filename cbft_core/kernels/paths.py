@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import math
 from dataclasses import dataclass, field
-from numbers import Real
 from typing import Any, Iterable, Iterator, Mapping
 
 import numpy as np
@@ -21,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from .checks import check_int, check_number
 from .data.imageset import ImageSet, batches
 from ..errors import ConfigError
 
@@ -59,9 +58,7 @@ def _check_t(t: Any) -> float:
         if t.numel() != 1:
             raise ConfigError(f"t must be a scalar in [0, 1], got a tensor of shape {tuple(t.shape)}")
         t = t.item()
-    if isinstance(t, bool) or not isinstance(t, Real) or not math.isfinite(t) or not 0.0 <= t <= 1.0:
-        raise ConfigError(f"t must be a number in [0, 1], got {t!r}")
-    return float(t)
+    return check_number("t", t, minimum=0.0, maximum=1.0)
 
 
 def linear(a: StateDict, b: StateDict, t: float) -> dict[str, torch.Tensor]:
@@ -199,12 +196,6 @@ def check_unit_values(values: Any, name: str = "ts", increasing: bool = False) -
     return arr
 
 
-def _check_positive_int(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigError(f"{name} must be a positive int, got {value!r}")
-    return value
-
-
 def _first(data: ImageSet, n: int) -> ImageSet:
     return data if len(data) <= n else data.subset(slice(0, n))
 
@@ -279,10 +270,9 @@ def evaluate_path(
         if not isinstance(data, ImageSet) or len(data) == 0:
             raise ConfigError(f"sets[{name!r}] must be a non-empty ImageSet, got {type(data).__name__}")
     ts_arr = check_unit_values(ts)
-    bn_images = _check_positive_int(bn_images, "bn_images")
-    if isinstance(one_pass_images, bool) or not isinstance(one_pass_images, int) or one_pass_images < 0:
-        raise ConfigError(f"one_pass_images must be an int >= 0, got {one_pass_images!r}")
-    batch_size = _check_positive_int(batch_size, "batch_size")
+    bn_images = check_int("bn_images", bn_images, minimum=1)
+    one_pass_images = check_int("one_pass_images", one_pass_images, minimum=0)
+    batch_size = check_int("batch_size", batch_size, minimum=1)
     shared_bn: ImageSet | None
     if isinstance(bn_data, ImageSet):
         shared_bn, bn_label = bn_data, "<ImageSet>"
