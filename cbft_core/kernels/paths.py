@@ -126,14 +126,16 @@ def _reestimating_bn(model: nn.Module) -> Iterator[None]:
 def reset_bn(model: nn.Module, batches: Iterable[Any]) -> int:
     """Re-estimate every BatchNorm's running statistics over ``batches``; return the batch count.
 
-    Statistics are reset, then accumulated as a cumulative (equal-weight) average
-    over the batches (``momentum=None``) with the model in train mode under
-    ``no_grad``; each module's momentum and the model's train/eval modes are
-    restored afterwards. ``batches`` yields input tensors or ``(x, y, ...)``
-    tuples. With equal-size batches ``running_mean`` is exactly the mean over
-    all the data; ``running_var`` is the mean over batches of each batch's
+    Statistics are reset, then accumulated as a cumulative average over the
+    *images*: a batch of b images after s earlier ones is given momentum
+    b / (s + b), so each batch weighs by its size and a short last batch is
+    not over-weighted. The model is in train mode under ``no_grad``; each
+    module's momentum and the model's train/eval modes are restored
+    afterwards. ``batches`` yields input tensors or ``(x, y, ...)`` tuples.
+    ``running_mean`` is exactly the mean over all the data (whatever the batch
+    sizes); ``running_var`` is the image-weighted mean of each batch's
     *unbiased* variance (PyTorch divides by n − 1, n = batch × H × W), which
-    for large batches is the variance of the data to within O(1/n) plus the
+    for large batches is the variance of the data to within O(1/n) less the
     spread of the batch means. Models without BatchNorm are left untouched
     (0 is returned without consuming ``batches``).
     """
@@ -143,11 +145,16 @@ def reset_bn(model: nn.Module, batches: Iterable[Any]) -> int:
         device = next(model.parameters()).device
     except StopIteration:
         device = torch.device("cpu")
-    count = 0
+    count = seen = 0
+    bns = _bn_modules(model)
     with _reestimating_bn(model):
         for item in batches:
             x = item[0] if isinstance(item, (tuple, list)) else item
+            size = int(x.shape[0])
+            for m in bns:  # cumulative average over images: this batch's share of all seen so far
+                m.momentum = size / (seen + size)
             model(x.to(device))
+            seen += size
             count += 1
     if count == 0:
         raise ConfigError("batches: reset_bn got no batches; pass at least one batch of data")
