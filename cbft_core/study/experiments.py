@@ -14,7 +14,7 @@ again gets the stored numbers.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -66,7 +66,7 @@ FT_METHODS: tuple[str, ...] = finetune.METHODS  # every fine-tuning method the k
 def cache_key(cfg: Preset, **extra: Any) -> dict[str, Any]:
     """The cache key of a measurement under ``cfg``: every setting that can change it, plus ``extra``."""
     settings = cfg.as_dict()
-    for unrelated in ("name", "seeds", "extras"):
+    for unrelated in ("name", "seeds"):
         settings.pop(unrelated, None)
     return {**settings, **extra}
 
