@@ -358,3 +358,26 @@ def test_cbft_learning_rate_is_held_during_warm_up_then_cosine(sets, base_model)
     cosine = 2 * steps
     expected = [0.02, 0.02] + [0.01 * (1 + math.cos(math.pi * k / cosine)) for k in (steps - 1, 2 * steps - 1)]
     assert h["lr"] == pytest.approx(expected, rel=1e-12)
+
+
+def test_llrt_head_matches_scikit_learn_logistic_regression(sets, base_model):
+    """Independent oracle: multinomial logistic regression on the same features.
+
+    LLRT minimises mean CE + wd/2·‖W‖² (bias free); scikit-learn minimises
+    ½‖W‖² + C·Σ CE, the same problem for C = 1 / (n·wd). Softmax ignores a shift
+    of every bias, so biases are compared centred.
+    """
+    from sklearn.linear_model import LogisticRegression
+
+    clean, _ = sets
+    wd = 1e-2
+    out = finetune.run("llrt", base_model, clean, epochs=1, lr=0.1, progress=False, head_weight_decay=wd,
+                       head_steps=500)
+    with torch.no_grad():
+        feats = base_model.features(clean.images.double().div(127.5).sub(1).float()).double().numpy()
+    oracle = LogisticRegression(C=1.0 / (len(clean) * wd), tol=1e-12, max_iter=10_000).fit(feats, clean.labels.numpy())
+    w = out.head.weight.detach().double()
+    b = out.head.bias.detach().double()
+    torch.testing.assert_close(w, torch.as_tensor(oracle.coef_), rtol=1e-3, atol=1e-4)
+    torch.testing.assert_close(b - b.mean(), torch.as_tensor(oracle.intercept_ - oracle.intercept_.mean()),
+                               rtol=1e-3, atol=1e-4)
