@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from cbft_core.errors import ConfigError
-from cbft_core.kernels.checks import check_choice, check_int, check_number, check_positive
+from cbft_core.kernels.checks import check_choice, check_int, check_number
 
 
 def test_check_int_accepts_ints_in_range_and_returns_them():
@@ -30,15 +30,6 @@ def test_check_number_ranges():
             check_number("ft_lr", bad, minimum=0.0, strict_minimum=True)
     with pytest.raises(ConfigError, match=r"in \[0, 1\]"):
         check_number("p", 1.5, minimum=0.0, maximum=1.0)
-
-
-def test_check_positive_is_the_positive_case_of_the_two():
-    assert check_positive("k", 2, integer=True) == 2
-    assert check_positive("k", 0, integer=True, allow_zero=True) == 0
-    with pytest.raises(ConfigError, match="k must be an int >= 1"):
-        check_positive("k", 0, integer=True)
-    with pytest.raises(ConfigError, match="w must be a finite number >= 0"):
-        check_positive("w", -1e-9, allow_zero=True)
 
 
 def test_check_choice_lists_the_choices_and_does_not_take_true_for_one():

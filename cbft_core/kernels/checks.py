@@ -12,7 +12,7 @@ from typing import Any, Iterable
 
 from ..errors import ConfigError
 
-__all__ = ["check_int", "check_number", "check_positive", "check_choice", "describe_range"]
+__all__ = ["check_int", "check_number", "check_choice", "describe_range"]
 
 
 def describe_range(minimum: float | None, maximum: float | None, strict_minimum: bool = False) -> str:
@@ -47,13 +47,6 @@ def check_number(name: str, value: Any, *, minimum: float | None = None, maximum
     if not low_ok or (maximum is not None and value > maximum):
         raise ConfigError(f"{name} must be {kind}, got {value!r}")
     return float(value)
-
-
-def check_positive(name: str, value: Any, *, integer: bool = False, allow_zero: bool = False) -> int | float:
-    """A positive (``allow_zero``: non-negative) int (``integer``) or finite number."""
-    if integer:
-        return check_int(name, value, minimum=0 if allow_zero else 1)
-    return check_number(name, value, minimum=0.0, strict_minimum=not allow_zero)
 
 
 def check_choice(name: str, value: Any, choices: Iterable[Any]) -> Any:

@@ -118,13 +118,12 @@ def sample_t(generator: torch.Generator, t_range: tuple[float, float] = (0.25, 0
     ``clipped-normal``: ``mid + half·clip(2z, −1, 1)``, z ~ N(0, 1) (the
     reference's draw for the default range); ``uniform``: U(t_range).
     """
+    check_choice("t_sampler", sampler, _T_SAMPLERS)
     lo, hi = t_range
     if sampler == "clipped-normal":
         z = torch.randn((), generator=generator).item()
         return (lo + hi) / 2 + (hi - lo) / 2 * min(max(2.0 * z, -1.0), 1.0)
-    if sampler == "uniform":
-        return lo + (hi - lo) * torch.rand((), generator=generator).item()
-    raise ConfigError(f"t_sampler: unknown sampler {sampler!r}; choose one of {list(_T_SAMPLERS)}")
+    return lo + (hi - lo) * torch.rand((), generator=generator).item()
 
 
 class CueStream:
