@@ -62,15 +62,24 @@ def test_library_progress_is_notebook_aware():
         )
 
 
+PROBE = "print('chapter ran with preset', cfg.name, cfg.n_train)"
+
+
 @pytest.mark.parametrize("path", CHAPTERS, ids=IDS)
 def test_papermill_tiny(path: Path, tmp_path: Path):
-    out = tmp_path / path.name
+    """The injected preset is the one the chapter used: a probe cell appended to a copy prints its ``cfg``."""
+    nb = nbformat.read(path, as_version=4)
+    nb.cells.append(nbformat.v4.new_code_cell(PROBE))
+    source, out = tmp_path / f"probe-{path.name}", tmp_path / path.name
+    nbformat.write(nb, source)
     papermill.execute_notebook(
-        str(path), str(out), parameters={"preset": "tiny"}, cwd=str(path.parent),
+        str(source), str(out), parameters={"preset": "tiny"}, cwd=str(path.parent),
         kernel_name="python3", progress_bar=False,
     )
     nb = nbformat.read(out, as_version=4)
-    injected = [c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])]
-    assert injected and "tiny" in injected[0].source
     errors = [o for c in code_cells(nb) for o in c.get("outputs", []) if o.get("output_type") == "error"]
     assert not errors
+    probe = "".join(o.get("text", "") for o in nb.cells[-1].get("outputs", []))
+    from cbft_core.study import presets
+
+    assert probe.strip() == f"chapter ran with preset tiny {presets.get('tiny').n_train}"

@@ -376,3 +376,28 @@ def test_too_many_classes_for_box():
     base = synthetic_base(101, per_class=1)
     with pytest.raises(ConfigError, match="num_classes"):
         make_view(base, "box", "cue")
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(0, 5), min_size=1, max_size=60), st.floats(0.0, 1.0), st.booleans(), st.integers(0, 99))
+def test_class_selection_against_a_loop(labels, fraction, keyed, seed):
+    """class_ranks / first_per_class / balanced_subset against plain per-class loops."""
+    from cbft_core.kernels.data.subsets import balanced_subset, class_ranks, first_per_class
+
+    y = torch.tensor(labels)
+    keys = torch.rand(len(labels), generator=torch.Generator().manual_seed(seed), dtype=torch.float64) if keyed else None
+    ranks = class_ranks(y, keys).tolist()
+    mask = first_per_class(y, fraction, keys).tolist()
+    for k in set(labels):
+        members = [i for i, c in enumerate(labels) if c == k]
+        if keyed:
+            members.sort(key=lambda i: float(keys[i]))
+        assert [ranks[i] for i in members] == list(range(len(members)))
+        quota = round(fraction * len(members))
+        assert [mask[i] for i in members] == [j < quota for j in range(len(members))]
+    n = 1 + seed % len(labels)
+    chosen = balanced_subset(y, n, torch.Generator().manual_seed(seed)).tolist()
+    assert chosen == sorted(set(chosen)) and len(chosen) == n
+    counts = {k: sum(labels[i] == k for i in chosen) for k in set(labels)}
+    for k, c in counts.items():  # round-robin: a class short of the others has run out of samples
+        assert max(counts.values()) - c <= 1 or c == labels.count(k)

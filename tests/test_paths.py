@@ -103,9 +103,10 @@ def test_t_outside_unit_interval_is_rejected(t):
 
 
 def _float64_bn_statistics(model, xs):
-    """Per BN layer, the mean over batches of batch mean and unbiased variance, computed in float64
-    by running the conv chain by hand (train-mode BN normalises with the biased batch variance)."""
+    """Per BN layer, the image-weighted mean over batches of batch mean and unbiased variance, in
+    float64 by running the conv chain by hand (train-mode BN normalises with the biased batch variance)."""
     means, variances = [], []
+    total = sum(len(x) for x in xs)
     for x in xs:
         h = x.double()
         for li, block in enumerate(model.blocks):
@@ -117,8 +118,8 @@ def _float64_bn_statistics(model, xs):
             if len(means) <= li:
                 means.append(torch.zeros_like(mu))
                 variances.append(torch.zeros_like(mu))
-            means[li] += mu / len(xs)
-            variances[li] += var_u / len(xs)
+            means[li] += mu * len(x) / total
+            variances[li] += var_u * len(x) / total
             zn = (z - mu[None, :, None, None]) / torch.sqrt(var_b[None, :, None, None] + bn.eps)
             h = torch.relu(zn * bn.weight.double()[None, :, None, None] + bn.bias.double()[None, :, None, None])
     return means, variances
@@ -149,6 +150,30 @@ def test_reset_bn_equals_float64_statistics_over_all_batches():
     torch.testing.assert_close(bns[0].running_mean.double(), z.mean(dim=(0, 2, 3)), rtol=1e-5, atol=1e-6)
     assert not model.training and not any(m.training for m in model.modules())
     assert [m.momentum for m in model.modules() if isinstance(m, nn.BatchNorm2d)] == momenta
+
+
+def test_reset_bn_weighs_batches_by_their_images():
+    """An uneven last batch: the statistics are those of all the data, not an average over batches."""
+    _, model = pair()
+    data = random_set(70, seed=6)
+    x = normalize(data.images)
+    x[64:] += 1.5  # the short last batch differs, so weighting it as a whole batch would show
+    xs = [x[0:32], x[32:64], x[64:70]]
+    assert reset_bn(model, xs) == 3
+    bns = [b.bn for b in model.blocks]
+    # first layer: its input does not depend on the batching, so compare with the whole set at once
+    z = F.conv2d(x.double(), model.blocks[0].conv.weight.detach().double(), None, 2, 1)
+    full_mean = z.mean(dim=(0, 2, 3))
+    torch.testing.assert_close(bns[0].running_mean.double(), full_mean, rtol=1e-5, atol=1e-6)
+    per_batch = torch.stack([F.conv2d(b.double(), model.blocks[0].conv.weight.detach().double(), None, 2, 1)
+                             .mean(dim=(0, 2, 3)) for b in xs]).mean(0)
+    assert (per_batch - full_mean).abs().max() > 1e-2  # what an equal-weight average would have given
+    # every layer against the image-weighted float64 statistics computed by hand
+    means, variances = _float64_bn_statistics(model, xs)
+    for bn, mu, var in zip(bns, means, variances):
+        torch.testing.assert_close(bn.running_mean.double(), mu, rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(bn.running_var.double(), var, rtol=1e-4, atol=1e-5)
+        assert bn.num_batches_tracked.item() == 3
 
 
 def test_reset_bn_keeps_train_mode_and_rejects_empty_batches():

@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch.optim.optimizer import register_optimizer_step_pre_hook
 
 from cbft_core.kernels import models, train
+from cbft_core.kernels.optim import SGDConfig
 from cbft_core.kernels.data.imageset import ImageSet
 from cbft_core.errors import ConfigError, NonFiniteLossError
 
@@ -180,3 +181,54 @@ def test_set_seed_makes_init_reproducible():
     train.set_seed(11)
     b = models.build("cnn", 4, width=0.5).state_dict()
     assert state_equal(a, b)
+
+
+def _scheduled_lrs(config, total_steps: int, steps_per_epoch: int) -> list[float]:
+    """The learning rate of each optimiser step when the scheduler is stepped once per batch."""
+    param = torch.zeros(1, requires_grad=True)
+    opt, sched = config.make([param], total_steps, steps_per_epoch)
+    lrs = []
+    for _ in range(total_steps):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    return lrs
+
+
+@pytest.mark.parametrize("epochs, steps_per_epoch", [(1, 1), (7, 13), (100, 196)])
+def test_cosine_schedule_over_long_runs_matches_closed_form(epochs, steps_per_epoch):
+    total = epochs * steps_per_epoch
+    lrs = _scheduled_lrs(SGDConfig(lr=0.1), total, steps_per_epoch)
+    expected = [0.05 * (1 + math.cos(math.pi * k / total)) for k in range(total)]
+    assert lrs == pytest.approx(expected, rel=1e-9, abs=1e-15)
+
+
+@pytest.mark.parametrize("step_every, gamma", [(40, 0.1), (3, 0.5)])
+def test_step_schedule_over_long_runs_matches_closed_form(step_every, gamma):
+    epochs, steps_per_epoch = 100, 7
+    lrs = _scheduled_lrs(SGDConfig(lr=0.1, schedule="step", step_every=step_every, gamma=gamma),
+                         epochs * steps_per_epoch, steps_per_epoch)
+    expected = [0.1 * gamma ** ((k // steps_per_epoch) // step_every) for k in range(epochs * steps_per_epoch)]
+    assert lrs == pytest.approx(expected, rel=1e-12)
+
+
+def test_sgd_config_validates_and_builds_sgd():
+    opt, _ = SGDConfig(lr=0.3, momentum=0.5, weight_decay=1e-3).make([torch.zeros(1, requires_grad=True)], 10, 5)
+    assert isinstance(opt, torch.optim.SGD)
+    group = opt.param_groups[0]
+    assert (group["lr"], group["momentum"], group["weight_decay"]) == (0.3, 0.5, 1e-3)
+    for kwargs, name in [(dict(lr=0), "lr"), (dict(lr=0.1, momentum=-0.1), "momentum"),
+                         (dict(lr=0.1, schedule="step"), "step_every"),
+                         (dict(lr=0.1, schedule="step", step_every=0), "step_every"),
+                         (dict(lr=0.1, schedule="exp"), "schedule"), (dict(lr=True), "lr")]:
+        with pytest.raises(ConfigError, match=name):
+            SGDConfig(**kwargs)
+
+
+def test_fit_restores_mode_when_training_fails():
+    model = toy_model().eval()
+    with torch.no_grad():
+        model.head.bias[0] = float("nan")
+    with pytest.raises(NonFiniteLossError):
+        train.fit(model, toy_set(n=64), epochs=1, lr=0.1, batch_size=32, progress=False)
+    assert not any(m.training for m in model.modules())

@@ -18,6 +18,7 @@ import torch
 from scipy.optimize import linear_sum_assignment
 from torch import nn
 
+from .checks import check_int
 from .data.imageset import ImageSet, batches
 from ..errors import ConfigError
 from .models import PermutationSpec
@@ -94,8 +95,7 @@ def activation_correlations(
     spec = _check_pair(model_a, model_b)
     if not isinstance(data, ImageSet) or len(data) == 0:
         raise ConfigError("data must be a non-empty ImageSet")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ConfigError(f"batch_size must be a positive int, got {batch_size!r}")
+    check_int("batch_size", batch_size, minimum=1)
     n_layers = len(spec.layers)
     captured: dict[tuple[int, int], torch.Tensor] = {}
     hooks = []

@@ -6,8 +6,7 @@ permutation alignment lives in :mod:`cbft_core.kernels.alignment`.
 from __future__ import annotations
 
 import copy
-import math
-from typing import Any, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -16,7 +15,9 @@ from torch import nn
 from torch.func import functional_call
 from tqdm.auto import tqdm
 
+from .checks import check_int
 from .data.imageset import ImageSet, batches
+from .optim import SGDConfig
 from ..errors import ConfigError, NonFiniteLossError
 from .paths import check_compatible
 
@@ -86,16 +87,6 @@ def transition_width(values: Sequence[float], ts: Sequence[float], low: float = 
     return crossing(high) - crossing(low)
 
 
-def _check_number(value: Any, name: str, minimum: float = 0.0, strict: bool = False) -> float:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    if ok:
-        ok = value > minimum if strict else value >= minimum
-    if not ok:
-        bound = ">" if strict else ">="
-        raise ConfigError(f"{name} must be a finite number {bound} {minimum}, got {value!r}")
-    return float(value)
-
-
 def train_midpoint(
     model_a: nn.Module,
     model_b: nn.Module,
@@ -120,13 +111,9 @@ def train_midpoint(
     while training; the returned BN running statistics are the endpoints'
     mean, to be re-estimated by :func:`cbft_core.kernels.paths.evaluate_path`.
     """
-    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
-        raise ConfigError(f"epochs must be a positive int, got {epochs!r}")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ConfigError(f"batch_size must be a positive int, got {batch_size!r}")
-    lr = _check_number(lr, "lr", strict=True)
-    momentum = _check_number(momentum, "momentum")
-    weight_decay = _check_number(weight_decay, "weight_decay")
+    check_int("epochs", epochs, minimum=1)
+    check_int("batch_size", batch_size, minimum=1)
+    sgd = SGDConfig(lr=lr, momentum=momentum, weight_decay=weight_decay, schedule="cosine")
     if not isinstance(data, ImageSet) or len(data) == 0:
         raise ConfigError("data must be a non-empty ImageSet")
 
@@ -139,8 +126,7 @@ def train_midpoint(
 
     drop_last = len(data) > batch_size  # avoid a tiny last batch under train-mode BatchNorm
     steps_per_epoch = len(data) // batch_size if drop_last else 1
-    opt = torch.optim.SGD(list(mid.values()), lr=lr, momentum=momentum, weight_decay=weight_decay)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs * steps_per_epoch)
+    opt, sched = sgd.make(list(mid.values()), epochs * steps_per_epoch, steps_per_epoch)
     gen = torch.Generator().manual_seed(int(seed))
     device = next(iter(sa.values())).device
 

@@ -1,4 +1,4 @@
-"""Fine-tuning a cue-reliant model on a small clean set (SCIENCE.md §4).
+"""Fine-tuning a cue-reliant model on a small clean set (Lubana et al., 2023: naive baselines and CBFT).
 
 ``run(method, model, clean, cue, ...)`` returns a NEW fine-tuned model (the
 input model is never modified). Methods:
@@ -40,6 +40,7 @@ sample is used once per pass and nothing is silently truncated.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 from typing import Any
 
@@ -50,7 +51,9 @@ from torch.func import functional_call
 from tqdm.auto import tqdm
 
 from . import paths, train
+from .checks import check_choice, check_int, check_number
 from .data.imageset import ImageSet, normalize
+from .optim import SGDConfig
 from ..errors import ConfigError
 
 __all__ = ["METHODS", "run", "barrier_loss", "invariance_loss", "sample_t", "CueStream"]
@@ -115,13 +118,12 @@ def sample_t(generator: torch.Generator, t_range: tuple[float, float] = (0.25, 0
     ``clipped-normal``: ``mid + half·clip(2z, −1, 1)``, z ~ N(0, 1) (the
     reference's draw for the default range); ``uniform``: U(t_range).
     """
+    check_choice("t_sampler", sampler, _T_SAMPLERS)
     lo, hi = t_range
     if sampler == "clipped-normal":
         z = torch.randn((), generator=generator).item()
         return (lo + hi) / 2 + (hi - lo) / 2 * min(max(2.0 * z, -1.0), 1.0)
-    if sampler == "uniform":
-        return lo + (hi - lo) * torch.rand((), generator=generator).item()
-    raise ConfigError(f"t_sampler: unknown sampler {sampler!r}; choose one of {list(_T_SAMPLERS)}")
+    return lo + (hi - lo) * torch.rand((), generator=generator).item()
 
 
 class CueStream:
@@ -165,14 +167,13 @@ def _method_options(method: str, given: dict[str, Any]) -> dict[str, Any]:
     if method == "cbft-no-invariance":
         opts["lam"] = 0.0
     if method in ("llrt", "lpft"):
-        train.check_positive("head_steps", opts["head_steps"], integer=True)
-        train.check_positive("head_weight_decay", opts["head_weight_decay"], allow_zero=True)
-        if opts["head_init"] not in ("fresh", "warm"):
-            raise ConfigError(f"head_init must be 'fresh' or 'warm', got {opts['head_init']!r}")
+        check_int("head_steps", opts["head_steps"], minimum=1)
+        check_number("head_weight_decay", opts["head_weight_decay"], minimum=0.0)
+        check_choice("head_init", opts["head_init"], ("fresh", "warm"))
     if method.startswith("cbft"):
-        train.check_positive("margin", opts["margin"], allow_zero=True)
-        train.check_positive("lam", opts["lam"], allow_zero=True)
-        train.check_positive("warmup_epochs", opts["warmup_epochs"], integer=True, allow_zero=True)
+        check_number("margin", opts["margin"], minimum=0.0)
+        check_number("lam", opts["lam"], minimum=0.0)
+        check_int("warmup_epochs", opts["warmup_epochs"], minimum=0)
         t_range = opts["t_range"]
         try:
             lo, hi = (float(v) for v in t_range)
@@ -181,8 +182,7 @@ def _method_options(method: str, given: dict[str, Any]) -> dict[str, Any]:
         if not 0.0 <= lo <= hi <= 1.0:
             raise ConfigError(f"t_range must be a pair (lo, hi) with 0 <= lo <= hi <= 1, got {t_range!r}")
         opts["t_range"] = (lo, hi)
-        if opts["t_sampler"] not in _T_SAMPLERS:
-            raise ConfigError(f"t_sampler: unknown sampler {opts['t_sampler']!r}; choose one of {list(_T_SAMPLERS)}")
+        check_choice("t_sampler", opts["t_sampler"], _T_SAMPLERS)
     return opts
 
 
@@ -236,17 +236,13 @@ def run(
     ``max_batches`` caps the steps per epoch (smoke tests). With
     ``return_history`` returns ``(model, history)`` with per-epoch losses.
     """
-    if method not in METHODS:
-        raise ConfigError(f"method: unknown fine-tuning method {method!r}; choose one of {list(METHODS)}")
-    train.check_positive("epochs", epochs, integer=True)
-    train.check_positive("lr", lr)
-    train.check_positive("batch_size", batch_size, integer=True)
-    train.check_positive("momentum", momentum, allow_zero=True)
-    train.check_positive("weight_decay", weight_decay, allow_zero=True)
+    check_choice("method", method, METHODS)
+    check_int("epochs", epochs, minimum=1)
+    check_int("batch_size", batch_size, minimum=1)
     if max_batches is not None:
-        train.check_positive("max_batches", max_batches, integer=True)
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise ConfigError(f"seed must be an int, got {seed!r}")
+        check_int("max_batches", max_batches, minimum=1)
+    check_int("seed", seed)
+    sgd = SGDConfig(lr=lr, momentum=momentum, weight_decay=weight_decay, schedule="cosine")
     _check_sets(method, model, clean, cue)
     opts = _method_options(method, dict(method_config))
 
@@ -254,16 +250,15 @@ def run(
     if device is not None:
         tuned.to(device)
     history: dict[str, Any] = {"method": method}
-    sgd = dict(batch_size=batch_size, momentum=momentum, weight_decay=weight_decay, seed=seed,
-               progress=progress, max_batches=max_batches)
+    loop = dict(batch_size=batch_size, seed=seed, progress=progress, max_batches=max_batches)
     if method in ("llrt", "lpft"):
         history["llrt"] = _llrt(tuned, clean, seed=seed, **opts)
     if method in ("ft", "lpft"):
-        _, history["ft"] = train.fit(tuned, clean, epochs=epochs, lr=lr, schedule="cosine", desc=method,
-                                     return_history=True, **sgd)
+        _, history["ft"] = train.fit(tuned, clean, epochs=epochs, desc=method, return_history=True,
+                                     **dataclasses.asdict(sgd), **loop)
     if method.startswith("cbft"):
-        history.update(_cbft(tuned, clean, cue, method=method, epochs=epochs, lr=lr,  # type: ignore[arg-type]
-                             barrier=method != "cbft-no-barrier", **sgd, **opts))
+        history.update(_cbft(tuned, clean, cue, method=method, epochs=epochs, sgd=sgd,  # type: ignore[arg-type]
+                             barrier=method != "cbft-no-barrier", **loop, **opts))
     tuned.eval()
     return (tuned, history) if return_history else tuned
 
@@ -311,10 +306,8 @@ def _cbft(
     *,
     method: str,
     epochs: int,
-    lr: float,
+    sgd: SGDConfig,
     batch_size: int,
-    momentum: float,
-    weight_decay: float,
     seed: int,
     progress: bool,
     max_batches: int | None,
@@ -326,13 +319,16 @@ def _cbft(
     t_sampler: str,
     record_indices: bool,
 ) -> dict[str, Any]:
-    """Train ``model`` (θ, initialised at θc) in place with the two CBFT steps; return the history."""
+    """Train ``model`` (θ, initialised at θc) in place with the two CBFT steps; return the history.
+
+    The learning rate is ``sgd.lr`` during warm-up, then ``sgd``'s cosine over the remaining
+    steps (one scheduler step per batch). The model's train/eval modes are restored at the end.
+    """
     dev = train.model_device(model)
     num_classes = model.head.out_features
     params = dict(model.named_parameters())
     anchor = {k: p.detach().clone() for k, p in params.items()}  # θc, frozen
     template = copy.deepcopy(model).train().requires_grad_(False)  # runs θ(t); its own BN buffers absorb updates
-    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
 
     seeds = torch.randint(0, 2**62, (3,), generator=torch.Generator().manual_seed(seed)).tolist()
     g_clean, g_cue, g_t = (torch.Generator().manual_seed(s) for s in seeds)
@@ -340,68 +336,70 @@ def _cbft(
     steps = math.ceil(len(clean) / batch_size)
     if max_batches is not None:
         steps = min(steps, max_batches)
-    cosine_steps = max(epochs - warmup_epochs, 0) * steps
+    opt, sched = sgd.make(model.parameters(), max(epochs - warmup_epochs, 0) * steps, steps)
 
     keys = ("barrier_loss", "barrier_ce", "clean_ce", "invariance", "clean_acc", "lr")
     hist: dict[str, Any] = {k: [] for k in keys}
     hist["t"] = []
     if record_indices:
         hist["clean_index"], hist["cue_index"] = [], []
+    modes = {m: m.training for m in model.modules()}
     model.train()
-    decayed = 0
     bar = tqdm(range(epochs), desc=method, disable=not progress, leave=False)
-    for epoch in bar:
-        warm = epoch < warmup_epochs
-        sums = torch.zeros(5, dtype=torch.float64)
-        n_seen = 0
-        order = torch.randperm(len(clean), generator=g_clean)
-        for i in range(steps):
-            idx_nc, idx_c = order[i * batch_size : (i + 1) * batch_size], cue_stream.next()
-            if record_indices:
-                hist["clean_index"].append(idx_nc)
-                hist["cue_index"].append(idx_c)
-            x_nc, y_nc = normalize(clean.images[idx_nc]).to(dev), clean.labels[idx_nc].to(dev)
-            x_c, y_c = normalize(cue.images[idx_c]).to(dev), cue.labels[idx_c].to(dev)
-            cur_lr = lr if warm else lr * train.lr_factor("cosine", decayed, cosine_steps, steps)
-            for group in opt.param_groups:
-                group["lr"] = cur_lr
+    try:
+        for epoch in bar:
+            warm = epoch < warmup_epochs
+            sums = torch.zeros(5, dtype=torch.float64)
+            n_seen = 0
+            order = torch.randperm(len(clean), generator=g_clean)
+            for i in range(steps):
+                idx_nc, idx_c = order[i * batch_size : (i + 1) * batch_size], cue_stream.next()
+                if record_indices:
+                    hist["clean_index"].append(idx_nc)
+                    hist["cue_index"].append(idx_c)
+                x_nc, y_nc = normalize(clean.images[idx_nc]).to(dev), clean.labels[idx_nc].to(dev)
+                x_c, y_c = normalize(cue.images[idx_c]).to(dev), cue.labels[idx_c].to(dev)
+                cur_lr = opt.param_groups[0]["lr"]
 
-            if barrier:  # step 1: push the path's midpoints off low cue loss
-                t = sample_t(g_t, t_range, t_sampler)
-                hist["t"].append(t)
-                loss_b, ce_t = barrier_loss(template, anchor, params, t, x_c, y_c, margin)
-                train.check_finite(loss_b, desc=method, epoch=epoch + 1, step=i + 1, what="barrier loss")
+                if barrier:  # step 1: push the path's midpoints off low cue loss
+                    t = sample_t(g_t, t_range, t_sampler)
+                    hist["t"].append(t)
+                    loss_b, ce_t = barrier_loss(template, anchor, params, t, x_c, y_c, margin)
+                    train.check_finite(loss_b, desc=method, epoch=epoch + 1, step=i + 1, what="barrier loss")
+                    opt.zero_grad(set_to_none=True)
+                    loss_b.backward()
+                    opt.step()
+                    sums[0] += loss_b.item()
+                    sums[1] += ce_t.item()
+
+                # step 2: clean cross-entropy (+ invariance between clean and cue features)
+                z_nc = model.features(x_nc)
+                logits = model.head(z_nc)
+                ce = F.cross_entropy(logits, y_nc)
+                loss = ce
+                if not warm and lam > 0:
+                    inv = invariance_loss(z_nc, y_nc, model.features(x_c), y_c, num_classes)
+                    loss = ce + lam * inv
+                    sums[3] += inv.item()
+                train.check_finite(loss, desc=method, epoch=epoch + 1, step=i + 1, what="clean loss")
                 opt.zero_grad(set_to_none=True)
-                loss_b.backward()
+                loss.backward()
                 opt.step()
-                sums[0] += loss_b.item()
-                sums[1] += ce_t.item()
-
-            # step 2: clean cross-entropy (+ invariance between clean and cue features)
-            z_nc = model.features(x_nc)
-            logits = model.head(z_nc)
-            ce = F.cross_entropy(logits, y_nc)
-            loss = ce
-            if not warm and lam > 0:
-                inv = invariance_loss(z_nc, y_nc, model.features(x_c), y_c, num_classes)
-                loss = ce + lam * inv
-                sums[3] += inv.item()
-            train.check_finite(loss, desc=method, epoch=epoch + 1, step=i + 1, what="clean loss")
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            if not warm:
-                decayed += 1
-            sums[2] += ce.item()
-            sums[4] += (logits.detach().argmax(1) == y_nc).sum().item()
-            n_seen += len(y_nc)
-        means = (sums[:4] / steps).tolist() + [float(sums[4]) / n_seen]
-        for k, v in zip(keys, means + [cur_lr]):
-            hist[k].append(v)
-        if not barrier:
-            hist["barrier_loss"][-1] = hist["barrier_ce"][-1] = float("nan")
-        if warm or lam == 0:
-            hist["invariance"][-1] = float("nan")
-        bar.set_postfix(ce=f"{means[2]:.3f}", acc=f"{means[4]:.3f}", barrier=f"{means[0]:.3f}")
-    bar.close()
+                if not warm:  # the learning rate is held during warm-up
+                    sched.step()
+                sums[2] += ce.item()
+                sums[4] += (logits.detach().argmax(1) == y_nc).sum().item()
+                n_seen += len(y_nc)
+            means = (sums[:4] / steps).tolist() + [float(sums[4]) / n_seen]
+            for k, v in zip(keys, means + [cur_lr]):
+                hist[k].append(v)
+            if not barrier:
+                hist["barrier_loss"][-1] = hist["barrier_ce"][-1] = float("nan")
+            if warm or lam == 0:
+                hist["invariance"][-1] = float("nan")
+            bar.set_postfix(ce=f"{means[2]:.3f}", acc=f"{means[4]:.3f}", barrier=f"{means[0]:.3f}")
+    finally:
+        bar.close()
+        for m, mode in modes.items():
+            m.training = mode
     return hist

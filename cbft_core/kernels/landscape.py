@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 
 from ..errors import ConfigError
 from . import connectivity, paths, train
+from .checks import check_int
 from .data.imageset import ImageSet, batches
 
 __all__ = [
@@ -96,8 +97,7 @@ def bent_midpoint(a: StateDict, b: StateDict, mid: StateDict, bend: float) -> di
 
 def sample_indices(data: ImageSet, n: int) -> np.ndarray:
     """The first sample of each of the first ``n`` classes present, in class order (deterministic)."""
-    if isinstance(n, bool) or not isinstance(n, int) or n < 0:
-        raise ConfigError(f"n must be a non-negative int, got {n!r}")
+    check_int("n", n, minimum=0)
     labels = data.labels
     present = torch.unique(labels)[:n]
     # first occurrence of each class: argmax of a boolean row picks the first True
@@ -140,8 +140,8 @@ def explore(
     ts_arr = check_unit_values(ts, "ts")
     if midpoint is None and np.any(bend_arr != 0):
         raise ConfigError("midpoint: a bend other than 0 needs the trained midpoint (a state dict)")
-    train.check_positive("bn_images", bn_images, integer=True)
-    train.check_positive("batch_size", batch_size, integer=True)
+    check_int("bn_images", bn_images, minimum=1)
+    check_int("batch_size", batch_size, minimum=1)
     index = torch.as_tensor(np.asarray(sample_index, dtype=np.int64).reshape(-1))
     if index.numel() and (index.min() < 0 or index.max() >= len(data)):
         raise ConfigError(f"sample_index must index data (0..{len(data) - 1}), got {index.tolist()}")

@@ -11,15 +11,14 @@ layers through :meth:`ConvNet.permutation_spec`, which
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
-from numbers import Real
 from typing import Sequence
 
 import torch
 from torch import nn
 
 from ..errors import ConfigError
+from .checks import check_int, check_number
 
 __all__ = ["build", "MODEL_NAMES", "ConvNet", "ResNet", "PermutationSpec", "LayerSpec"]
 
@@ -177,10 +176,8 @@ class ResNet(nn.Module):
 def _check_args(name: str, num_classes: int, width: float, in_shape: Sequence[int]) -> tuple[int, int, int]:
     if name not in MODEL_NAMES:
         raise ConfigError(f"name: unknown model {name!r}; choose one of {list(MODEL_NAMES)}")
-    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
-        raise ConfigError(f"num_classes must be a positive int, got {num_classes!r}")
-    if isinstance(width, bool) or not isinstance(width, Real) or not math.isfinite(width) or width <= 0:
-        raise ConfigError(f"width must be a positive finite number (1.0 = standard), got {width!r}")
+    check_int("num_classes", num_classes, minimum=1)
+    check_number("width", width, minimum=0.0, strict_minimum=True)  # 1.0 = standard
     try:
         shape = tuple(in_shape)
     except TypeError:

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import math
 from dataclasses import dataclass, field
-from numbers import Real
 from typing import Any, Iterable, Iterator, Mapping
 
 import numpy as np
@@ -21,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from .checks import check_int, check_number
 from .data.imageset import ImageSet, batches
 from ..errors import ConfigError
 
@@ -59,9 +58,7 @@ def _check_t(t: Any) -> float:
         if t.numel() != 1:
             raise ConfigError(f"t must be a scalar in [0, 1], got a tensor of shape {tuple(t.shape)}")
         t = t.item()
-    if isinstance(t, bool) or not isinstance(t, Real) or not math.isfinite(t) or not 0.0 <= t <= 1.0:
-        raise ConfigError(f"t must be a number in [0, 1], got {t!r}")
-    return float(t)
+    return check_number("t", t, minimum=0.0, maximum=1.0)
 
 
 def linear(a: StateDict, b: StateDict, t: float) -> dict[str, torch.Tensor]:
@@ -129,14 +126,16 @@ def _reestimating_bn(model: nn.Module) -> Iterator[None]:
 def reset_bn(model: nn.Module, batches: Iterable[Any]) -> int:
     """Re-estimate every BatchNorm's running statistics over ``batches``; return the batch count.
 
-    Statistics are reset, then accumulated as a cumulative (equal-weight) average
-    over the batches (``momentum=None``) with the model in train mode under
-    ``no_grad``; each module's momentum and the model's train/eval modes are
-    restored afterwards. ``batches`` yields input tensors or ``(x, y, ...)``
-    tuples. With equal-size batches ``running_mean`` is exactly the mean over
-    all the data; ``running_var`` is the mean over batches of each batch's
+    Statistics are reset, then accumulated as a cumulative average over the
+    *images*: a batch of b images after s earlier ones is given momentum
+    b / (s + b), so each batch weighs by its size and a short last batch is
+    not over-weighted. The model is in train mode under ``no_grad``; each
+    module's momentum and the model's train/eval modes are restored
+    afterwards. ``batches`` yields input tensors or ``(x, y, ...)`` tuples.
+    ``running_mean`` is exactly the mean over all the data (whatever the batch
+    sizes); ``running_var`` is the image-weighted mean of each batch's
     *unbiased* variance (PyTorch divides by n − 1, n = batch × H × W), which
-    for large batches is the variance of the data to within O(1/n) plus the
+    for large batches is the variance of the data to within O(1/n) less the
     spread of the batch means. Models without BatchNorm are left untouched
     (0 is returned without consuming ``batches``).
     """
@@ -146,11 +145,16 @@ def reset_bn(model: nn.Module, batches: Iterable[Any]) -> int:
         device = next(model.parameters()).device
     except StopIteration:
         device = torch.device("cpu")
-    count = 0
+    count = seen = 0
+    bns = _bn_modules(model)
     with _reestimating_bn(model):
         for item in batches:
             x = item[0] if isinstance(item, (tuple, list)) else item
+            size = int(x.shape[0])
+            for m in bns:  # cumulative average over images: this batch's share of all seen so far
+                m.momentum = size / (seen + size)
             model(x.to(device))
+            seen += size
             count += 1
     if count == 0:
         raise ConfigError("batches: reset_bn got no batches; pass at least one batch of data")
@@ -197,12 +201,6 @@ def check_unit_values(values: Any, name: str = "ts", increasing: bool = False) -
     if increasing and np.any(np.diff(arr) <= 0):
         raise ConfigError(f"{name} must be strictly increasing, got {arr.tolist()}")
     return arr
-
-
-def _check_positive_int(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigError(f"{name} must be a positive int, got {value!r}")
-    return value
 
 
 def _first(data: ImageSet, n: int) -> ImageSet:
@@ -279,10 +277,9 @@ def evaluate_path(
         if not isinstance(data, ImageSet) or len(data) == 0:
             raise ConfigError(f"sets[{name!r}] must be a non-empty ImageSet, got {type(data).__name__}")
     ts_arr = check_unit_values(ts)
-    bn_images = _check_positive_int(bn_images, "bn_images")
-    if isinstance(one_pass_images, bool) or not isinstance(one_pass_images, int) or one_pass_images < 0:
-        raise ConfigError(f"one_pass_images must be an int >= 0, got {one_pass_images!r}")
-    batch_size = _check_positive_int(batch_size, "batch_size")
+    bn_images = check_int("bn_images", bn_images, minimum=1)
+    one_pass_images = check_int("one_pass_images", one_pass_images, minimum=0)
+    batch_size = check_int("batch_size", batch_size, minimum=1)
     shared_bn: ImageSet | None
     if isinstance(bn_data, ImageSet):
         shared_bn, bn_label = bn_data, "<ImageSet>"

@@ -1,14 +1,14 @@
 """Training and evaluation loops: seeded SGD with a per-step schedule, NaN checks, progress.
 
-``fit`` trains a model in place on an :class:`~cbft_core.kernels.data.imageset.ImageSet`;
+``fit`` trains a model in place on an :class:`~cbft_core.kernels.data.imageset.ImageSet`
+(optimiser and schedule from :class:`~cbft_core.kernels.optim.SGDConfig`);
 ``evaluate`` / ``predict`` / ``features`` run it over a whole set in eval mode.
-The schedule and finiteness helpers are public because :mod:`cbft_core.kernels.finetune`
-drives its own two-step loops with them.
+The finiteness check is public because :mod:`cbft_core.kernels.finetune`
+drives its own two-step loops with it.
 """
 from __future__ import annotations
 
 import math
-from numbers import Real
 from typing import Callable
 
 import torch
@@ -16,7 +16,9 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from .checks import check_int
 from .data.imageset import ImageSet, batches
+from .optim import SCHEDULES, SGDConfig
 from ..errors import ConfigError, NonFiniteLossError
 
 __all__ = [
@@ -26,14 +28,9 @@ __all__ = [
     "evaluate",
     "predict",
     "features",
-    "lr_factor",
     "check_finite",
-    "check_positive",
     "model_device",
 ]
-
-SCHEDULES: tuple[str, ...] = ("cosine", "step", "constant")
-
 
 def set_seed(seed: int) -> None:
     """Seed torch's default generator (used by model initialisation)."""
@@ -45,40 +42,6 @@ def model_device(model: nn.Module) -> torch.device:
     for p in model.parameters():
         return p.device
     return torch.device("cpu")
-
-
-def check_positive(name: str, value: object, *, integer: bool = False, allow_zero: bool = False) -> None:
-    """Raise ConfigError naming ``name`` unless ``value`` is a positive (int) number."""
-    ok_type = isinstance(value, int) if integer else isinstance(value, Real)
-    if isinstance(value, bool) or not ok_type:
-        kind = "an int" if integer else "a number"
-        raise ConfigError(f"{name} must be {kind}, got {value!r}")
-    if not math.isfinite(float(value)) or (value < 0 if allow_zero else value <= 0):  # type: ignore[operator]
-        bound = ">= 0" if allow_zero else "> 0"
-        raise ConfigError(f"{name} must be {bound}, got {value!r}")
-
-
-def lr_factor(
-    schedule: str,
-    step: int,
-    total_steps: int,
-    steps_per_epoch: int,
-    step_every: int | None = None,
-    gamma: float = 0.1,
-) -> float:
-    """Multiplier of the base learning rate at optimiser step ``step`` (0-based).
-
-    ``cosine``: ``0.5·(1 + cos(π·step/total_steps))``, from 1 at the first step
-    towards 0 at the last; ``step``: ``gamma ** (epoch // step_every)``;
-    ``constant``: 1.
-    """
-    if schedule == "cosine":
-        return 0.5 * (1.0 + math.cos(math.pi * step / max(total_steps, 1)))
-    if schedule == "step":
-        return float(gamma) ** ((step // steps_per_epoch) // int(step_every))  # type: ignore[arg-type]
-    if schedule == "constant":
-        return 1.0
-    raise ConfigError(f"schedule: unknown schedule {schedule!r}; choose one of {list(SCHEDULES)}")
 
 
 def check_finite(loss: torch.Tensor, *, desc: str, epoch: int, step: int, what: str = "loss") -> None:
@@ -106,16 +69,6 @@ def _check_data(name: str, data: object, model: nn.Module | None = None) -> Imag
         if int(data.labels.max()) >= data.num_classes or int(data.labels.min()) < 0:
             raise ConfigError(f"{name}: labels must lie in [0, {data.num_classes}), got out-of-range labels")
     return data
-
-
-def _check_schedule(schedule: str, step_every: int | None, gamma: float) -> None:
-    if schedule not in SCHEDULES:
-        raise ConfigError(f"schedule: unknown schedule {schedule!r}; choose one of {list(SCHEDULES)}")
-    if schedule == "step":
-        if step_every is None:
-            raise ConfigError("step_every: schedule='step' needs step_every (epochs between lr drops)")
-        check_positive("step_every", step_every, integer=True)
-        check_positive("gamma", gamma)
 
 
 def fit(
@@ -146,16 +99,14 @@ def fit(
     ``desc``, the epoch and the step. ``max_batches`` caps the batches per epoch
     (smoke tests). With ``return_history`` returns ``(model, history)`` where
     ``history`` has per-epoch ``loss``, ``acc`` and ``lr`` (last step's).
-    The model's train/eval mode is restored at the end.
+    The model's train/eval mode is restored at the end, also when training fails.
     """
-    check_positive("epochs", epochs, integer=True)
-    check_positive("lr", lr)
-    check_positive("batch_size", batch_size, integer=True)
-    check_positive("momentum", momentum, allow_zero=True)
-    check_positive("weight_decay", weight_decay, allow_zero=True)
+    check_int("epochs", epochs, minimum=1)
+    check_int("batch_size", batch_size, minimum=1)
     if max_batches is not None:
-        check_positive("max_batches", max_batches, integer=True)
-    _check_schedule(schedule, step_every, gamma)
+        check_int("max_batches", max_batches, minimum=1)
+    sgd = SGDConfig(lr=lr, momentum=momentum, weight_decay=weight_decay, schedule=schedule,
+                    step_every=step_every, gamma=gamma)
     _check_data("data", data, model)
     if device is not None:
         model.to(device)
@@ -164,40 +115,38 @@ def fit(
     steps_per_epoch = math.ceil(len(data) / batch_size)
     if max_batches is not None:
         steps_per_epoch = min(steps_per_epoch, max_batches)
-    total = steps_per_epoch * epochs
-    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
+    opt, sched = sgd.make(model.parameters(), steps_per_epoch * epochs, steps_per_epoch)
     gen = torch.Generator().manual_seed(int(seed))
     history: dict[str, list[float]] = {"loss": [], "acc": [], "lr": []}
     was_training = model.training
     model.train()
-    step = 0
     bar = tqdm(range(epochs), desc=desc, disable=not progress, leave=False)
-    for epoch in bar:
-        loss_sum = torch.zeros((), dtype=torch.float64, device=dev)
-        correct = torch.zeros((), dtype=torch.int64, device=dev)
-        seen = 0
-        for i, (x, y) in enumerate(batches(data, batch_size, shuffle=True, generator=gen, device=dev)):
-            if i >= steps_per_epoch:
-                break
-            cur_lr = lr * lr_factor(schedule, step, total, steps_per_epoch, step_every, gamma)
-            for group in opt.param_groups:
-                group["lr"] = cur_lr
-            logits = model(x)
-            loss = F.cross_entropy(logits, y)
-            check_finite(loss, desc=desc, epoch=epoch + 1, step=i + 1)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            step += 1
-            loss_sum += loss.detach().double() * len(y)
-            correct += (logits.detach().argmax(1) == y).sum()
-            seen += len(y)
-        history["loss"].append(float(loss_sum) / seen)
-        history["acc"].append(float(correct) / seen)
-        history["lr"].append(cur_lr)
-        bar.set_postfix(loss=f"{history['loss'][-1]:.3f}", acc=f"{history['acc'][-1]:.3f}")
-    bar.close()
-    model.train(was_training)
+    try:
+        for epoch in bar:
+            loss_sum = torch.zeros((), dtype=torch.float64, device=dev)
+            correct = torch.zeros((), dtype=torch.int64, device=dev)
+            seen = 0
+            for i, (x, y) in enumerate(batches(data, batch_size, shuffle=True, generator=gen, device=dev)):
+                if i >= steps_per_epoch:
+                    break
+                cur_lr = opt.param_groups[0]["lr"]
+                logits = model(x)
+                loss = F.cross_entropy(logits, y)
+                check_finite(loss, desc=desc, epoch=epoch + 1, step=i + 1)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                sched.step()
+                loss_sum += loss.detach().double() * len(y)
+                correct += (logits.detach().argmax(1) == y).sum()
+                seen += len(y)
+            history["loss"].append(float(loss_sum) / seen)
+            history["acc"].append(float(correct) / seen)
+            history["lr"].append(cur_lr)
+            bar.set_postfix(loss=f"{history['loss'][-1]:.3f}", acc=f"{history['acc'][-1]:.3f}")
+    finally:
+        bar.close()
+        model.train(was_training)
     return (model, history) if return_history else model
 
 
@@ -209,7 +158,7 @@ def _over_set(
     fn: Callable[[torch.Tensor], torch.Tensor],
 ) -> torch.Tensor:
     """Concatenate ``fn(x)`` over ``data`` in eval mode (mode restored), on the CPU."""
-    check_positive("batch_size", batch_size, integer=True)
+    check_int("batch_size", batch_size, minimum=1)
     _check_data("data", data)
     dev = torch.device(device) if device is not None else model_device(model)
     was_training = model.training

@@ -58,6 +58,18 @@ def _value(text: str) -> Any:
         return text
 
 
+def _check_params(args: argparse.Namespace) -> None:
+    """Refuse a bad ``-p NAME VALUE`` before anything runs: for ``run`` every NAME is a preset
+    setting; for ``chapter``/``book`` the NAMEs that are preset settings are checked."""
+    from ..study import presets
+
+    params = dict(getattr(args, "param", None) or [])
+    if args.command == "run":
+        presets.get(args.preset, **params)
+    elif params and hasattr(args, "preset"):
+        presets.check_overrides(args.preset, params)
+
+
 def execute_chapter(path: Path, out: Path, parameters: dict[str, Any], progress: bool = True) -> Path:
     """Execute one chapter with papermill, injecting ``parameters``; returns the executed notebook's path."""
     import papermill
@@ -188,6 +200,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if getattr(args, "param", None):
         args.param = [(name, _value(value)) for name, value in args.param]
     try:
+        _check_params(args)
         args.func(args)
     except CbftError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -1,6 +1,6 @@
 """The study's experiments as cached functions of (preset, seed): what chapters and the pipeline share.
 
-Pairs of models (SCIENCE.md §2) are named ``"<a>-<b>"``:
+Pairs of models are named ``"<a>-<b>"``:
 
 - ``cue-nocue``: a cue-reliant child (cue on ``cfg.proportion`` of the data)
   and a cue-free child of the same parent — different mechanisms;
@@ -14,7 +14,7 @@ again gets the stored numbers.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -61,13 +61,13 @@ PAIRS: dict[str, tuple[tuple[float | None, int], tuple[float | None, int]]] = {
 # views on which finetune_summary evaluates the path back to the cue model
 SUMMARY_PATH_VIEWS: tuple[str, ...] = ("cue", "rand-img")
 
-FT_METHODS: tuple[str, ...] = ("ft", "llrt", "lpft", "cbft", "cbft-no-barrier", "cbft-no-invariance")
+FT_METHODS: tuple[str, ...] = finetune.METHODS  # every fine-tuning method the kernel offers
 
 
 def cache_key(cfg: Preset, **extra: Any) -> dict[str, Any]:
     """The cache key of a measurement under ``cfg``: every setting that can change it, plus ``extra``."""
     settings = cfg.as_dict()
-    for unrelated in ("name", "seeds", "extras"):
+    for unrelated in ("name", "seeds"):
         settings.pop(unrelated, None)
     return {**settings, **extra}
 

@@ -1,17 +1,33 @@
 """Named scales of the whole study: the one place where every hyper-parameter lives.
 
 ``cpu`` is the default (every chapter in minutes on 2 cores, offline), ``paper``
-holds the reference settings of Lubana et al. (SCIENCE.md §5, a GPU and
-CIFAR-10), ``tiny`` is for smoke tests (seconds). Chapters call
-``get(preset, **overrides)`` with the overrides papermill injected.
+holds the reference settings of Lubana et al. (2023; a GPU and CIFAR-10),
+``tiny`` is for smoke tests (seconds). Chapters call ``get(preset, **overrides)``
+with the overrides papermill injected; the command line's ``-p NAME VALUE``
+arrives the same way.
+
+Every setting is checked when a :class:`Preset` is made, against its declared
+type (the annotation) and its entry in :data:`RANGES`; a bad value is one
+:class:`~cbft_core.errors.ConfigError` naming the setting. In overrides,
+``None`` means "keep the preset's value" for a setting that cannot be ``None``;
+for the two optional settings (``step_every``, ``max_batches``) ``None`` is a
+value like any other and is applied.
 """
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+import functools
+import importlib
+import typing
+from dataclasses import dataclass
 from typing import Any
 
 from ..errors import ConfigError
+from ..kernels.checks import check_choice, check_int, check_number
+
+__all__ = ["Preset", "Range", "RANGES", "PRESET_NAMES", "DEVICES", "get", "check_overrides"]
+
+DEVICES: tuple[str, ...] = ("cpu", "cuda", "auto")
 
 
 @dataclass(frozen=True)
@@ -45,7 +61,7 @@ class Preset:
     eval_batch_size: int = 1_000
     midpoint_epochs: int = 6
     midpoint_lr: float = 0.05
-    # fine-tuning (SCIENCE.md §4)
+    # fine-tuning (naive methods and CBFT)
     n_clean: int = 2_500
     n_cue: int = 5_000
     ft_epochs: int = 10
@@ -61,51 +77,145 @@ class Preset:
     seeds: tuple[int, ...] = (0, 1, 2)
     device: str = "cpu"
     max_batches: int | None = None   # cap on batches per epoch (smoke tests only)
-    extras: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        checks = {
-            "proportion": (0.0 <= self.proportion <= 1.0, "a fraction in [0, 1]"),
-            "n_train": (self.n_train > 0, "a positive number of images"),
-            "n_test": (self.n_test > 0, "a positive number of images"),
-            "width": (self.width > 0, "a positive width multiplier"),
-            "batch_size": (self.batch_size > 0, "a positive batch size"),
-            "lr": (self.lr > 0, "a positive learning rate"),
-            "path_points": (self.path_points >= 2, "at least 2 points (t = 0 and t = 1)"),
-            "n_clean": (self.n_clean > 0, "a positive number of clean images"),
-            "seeds": (len(self.seeds) > 0, "at least one seed"),
-            "device": (self.device in ("cpu", "cuda", "auto"), "one of 'cpu', 'cuda', 'auto'"),
-        }
-        for name, (ok, expected) in checks.items():
-            if not ok:
-                raise ConfigError(
-                    f"preset setting {name}={getattr(self, name)!r} is invalid: expected {expected}"
-                )
-        for name in ("parent_epochs", "child_epochs", "scratch_epochs", "ft_epochs", "cbft_epochs"):
-            if getattr(self, name) < 0:
-                raise ConfigError(f"preset setting {name} must be >= 0, got {getattr(self, name)}")
+        for f in dataclasses.fields(self):
+            object.__setattr__(self, f.name, _checked(f.name, getattr(self, f.name)))
+        if self.schedule == "step" and self.step_every is None:
+            raise ConfigError("preset setting step_every: schedule='step' needs step_every "
+                              "(epochs between learning-rate drops), got None")
 
     def replace(self, **overrides: Any) -> "Preset":
-        """A copy with ``overrides`` applied; unknown names → ConfigError; ``None`` values are ignored."""
-        known = {f.name for f in dataclasses.fields(self)}
-        unknown = sorted(set(overrides) - known)
+        """A copy with ``overrides`` applied; unknown names → ConfigError.
+
+        ``None`` keeps the preset's value, except for the optional settings
+        (``step_every``, ``max_batches``), where it is applied.
+        """
+        unknown = sorted(set(overrides) - set(RANGES))
         if unknown:
-            raise ConfigError(
-                f"unknown preset setting(s) {unknown}; valid settings: {sorted(known - {'extras'})}"
-            )
-        clean = {k: v for k, v in overrides.items() if v is not None}
-        if "seeds" in clean:
-            clean["seeds"] = tuple(int(s) for s in clean["seeds"])
-        return dataclasses.replace(self, **clean)
+            raise ConfigError(f"unknown preset setting(s) {unknown}; valid settings: {sorted(RANGES)}")
+        applied = {k: v for k, v in overrides.items() if v is not None or RANGES[k].optional}
+        return dataclasses.replace(self, **applied)
 
     def as_dict(self) -> dict[str, Any]:
         """Plain-JSON view (for cache keys and results files)."""
         return dataclasses.asdict(self)
 
 
-_PRESETS: dict[str, Preset] = {
-    "cpu": Preset(name="cpu"),
-    "tiny": Preset(
+@dataclass(frozen=True)
+class Range:
+    """What one setting allows beyond its type: bounds (``strict``: the minimum itself excluded) or choices.
+
+    ``choices`` names a kernel constant (``"module:NAME"``), read when first
+    needed, so that importing the presets (the command line does) does not import torch.
+    """
+
+    minimum: float | None = None
+    maximum: float | None = None
+    strict: bool = False
+    choices: str | tuple[str, ...] | None = None
+    optional: bool = False  # None is a value (filled in from the annotation)
+
+    def allowed(self) -> tuple[str, ...] | None:
+        """The choices as a tuple (a named kernel constant resolved)."""
+        return _constant(self.choices) if isinstance(self.choices, str) else self.choices
+
+
+@functools.lru_cache(maxsize=None)
+def _constant(ref: str) -> tuple[str, ...]:
+    module, name = ref.split(":")
+    return tuple(getattr(importlib.import_module(f"cbft_core.kernels.{module}"), name))
+
+
+_POSITIVE = Range(minimum=0.0, strict=True)
+_NON_NEGATIVE = Range(minimum=0.0)
+_AT_LEAST_1 = Range(minimum=1)
+
+_DECLARED: dict[str, Range] = {
+    "name": Range(),
+    "dataset": Range(choices="data:BASE_SETS"),
+    "simple": Range(choices="data:BASE_SETS"),
+    "num_classes": Range(minimum=2),
+    "n_train": _AT_LEAST_1,
+    "n_test": _AT_LEAST_1,
+    "proportion": Range(minimum=0.0, maximum=1.0),
+    "model": Range(choices="models:MODEL_NAMES"),
+    "width": _POSITIVE,
+    "batch_size": _AT_LEAST_1,
+    "lr": _POSITIVE,
+    "momentum": Range(minimum=0.0, maximum=1.0),
+    "weight_decay": _NON_NEGATIVE,
+    "schedule": Range(choices="optim:SCHEDULES"),
+    "step_every": _AT_LEAST_1,
+    "parent_epochs": Range(minimum=0),  # 0: the children branch from the initialisation
+    "child_epochs": _AT_LEAST_1,
+    "scratch_epochs": _AT_LEAST_1,
+    "path_points": Range(minimum=2),  # t = 0 and t = 1 at least
+    "switch_points": Range(minimum=3),  # the switch is measured between points
+    "bn_images": _AT_LEAST_1,
+    "eval_batch_size": _AT_LEAST_1,
+    "midpoint_epochs": _AT_LEAST_1,
+    "midpoint_lr": _POSITIVE,
+    "n_clean": _AT_LEAST_1,
+    "n_cue": _AT_LEAST_1,
+    "ft_epochs": _AT_LEAST_1,
+    "ft_lr": _POSITIVE,
+    "ft_weight_decay": _NON_NEGATIVE,
+    "ft_batch_size": _AT_LEAST_1,
+    "cbft_epochs": _AT_LEAST_1,
+    "cbft_lr": _POSITIVE,
+    "cbft_margin": _NON_NEGATIVE,
+    "cbft_lambda": _NON_NEGATIVE,
+    "cbft_warmup_epochs": Range(minimum=0),
+    "seeds": Range(minimum=0),  # each seed
+    "device": Range(choices=DEVICES),
+    "max_batches": _AT_LEAST_1,
+}
+
+_TYPES: dict[str, Any] = typing.get_type_hints(Preset)
+
+
+def _kind(name: str) -> tuple[type, bool]:
+    """The declared base type of setting ``name`` and whether it may be None."""
+    hint = _TYPES[name]
+    args = typing.get_args(hint)
+    if type(None) in args:
+        return next(a for a in args if a is not type(None)), True
+    return (typing.get_origin(hint) or hint), False
+
+
+# every field has its range; a field added without one fails here, at import
+if set(_DECLARED) != {f.name for f in dataclasses.fields(Preset)}:
+    raise RuntimeError(f"RANGES and Preset's fields differ: {set(_DECLARED) ^ {f.name for f in dataclasses.fields(Preset)}}")
+RANGES: dict[str, Range] = {k: dataclasses.replace(r, optional=_kind(k)[1]) for k, r in _DECLARED.items()}
+
+
+def _checked(name: str, value: Any) -> Any:
+    """``value`` of setting ``name`` checked against its declared type and range (floats as float)."""
+    kind, optional = _kind(name)
+    rule = _DECLARED[name]
+    label = f"preset setting {name}"
+    if value is None and optional:
+        return None
+    if kind is int:
+        return check_int(label, value, minimum=rule.minimum, maximum=rule.maximum)  # type: ignore[arg-type]
+    if kind is float:
+        return check_number(label, value, minimum=rule.minimum, maximum=rule.maximum, strict_minimum=rule.strict)
+    if kind is str:
+        if not isinstance(value, str) or not value:
+            raise ConfigError(f"{label} must be a non-empty string, got {value!r}")
+        return value if rule.choices is None else check_choice(label, value, rule.allowed())
+    if kind is tuple:  # seeds: a non-empty sequence of ints
+        if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)) or not value:
+            raise ConfigError(f"{label} must be a non-empty list of ints, got {value!r}")
+        return tuple(check_int(f"{label}[{i}]", v, minimum=rule.minimum) for i, v in enumerate(value))  # type: ignore[arg-type]
+    raise TypeError(f"setting {name}: no check for type {kind}")  # a new kind of field needs one
+
+
+# each preset's settings (made into a Preset, and so checked, by get)
+_PRESETS: dict[str, dict[str, Any]] = {
+    "cpu": dict(name="cpu"),
+    "tiny": dict(
         name="tiny",
         n_train=600,
         n_test=200,
@@ -126,7 +236,7 @@ _PRESETS: dict[str, Preset] = {
         cbft_epochs=2,
         seeds=(0,),
     ),
-    "paper": Preset(
+    "paper": dict(
         name="paper",
         dataset="cifar10",
         simple="fashionmnist",
@@ -163,10 +273,24 @@ _PRESETS: dict[str, Preset] = {
 PRESET_NAMES: tuple[str, ...] = tuple(_PRESETS)
 
 
-def get(name: str = "cpu", **overrides: Any) -> Preset:
-    """The preset called ``name`` with ``overrides`` applied (``None`` means "keep the preset's")."""
+def get(name: str | Preset = "cpu", **overrides: Any) -> Preset:
+    """The preset called ``name`` with ``overrides`` applied (see :meth:`Preset.replace` for ``None``)."""
     if isinstance(name, Preset):
         return name.replace(**overrides)
-    if name not in _PRESETS:
+    if not isinstance(name, str) or name not in _PRESETS:
         raise ConfigError(f"preset: unknown preset {name!r}; choose one of {list(PRESET_NAMES)}")
-    return _PRESETS[name].replace(**overrides)
+    return _preset(name).replace(**overrides)
+
+
+@functools.lru_cache(maxsize=None)
+def _preset(name: str) -> Preset:
+    return Preset(**_PRESETS[name])
+
+
+def check_overrides(name: str, parameters: dict[str, Any]) -> None:
+    """Check the entries of ``parameters`` that are preset settings against preset ``name``.
+
+    Other entries (a chapter's own parameters) are left alone; used by the
+    command line to refuse a bad ``-p NAME VALUE`` before anything runs.
+    """
+    get(name, **{k: v for k, v in parameters.items() if k in RANGES})

@@ -4,6 +4,7 @@ The claims themselves are checked by :mod:`cbft_core.study.claims`.
 """
 from __future__ import annotations
 
+import math
 from typing import Any, Sequence
 
 import numpy as np
@@ -49,23 +50,31 @@ def check_results(results: dict[str, Any]) -> None:
 def workload(cfg: Any) -> dict[str, float]:
     """Images processed by :func:`cbft_core.study.pipeline.run` for one seed and one cue under preset ``cfg``.
 
-    ``train``: images through a forward + backward pass (parent, the four
-    children, every fine-tuning method; a CBFT step costs three passes — barrier,
-    clean, cue features — and an ablation two); ``eval``: images through a
-    forward pass only: BatchNorm re-estimation and evaluation at every point
-    of the 3 model paths (four views) and the 6 fine-tuning paths
-    (:data:`~cbft_core.study.experiments.SUMMARY_PATH_VIEWS`), one pass per view and
-    point where the test set is its own, small enough BN data
-    (:func:`cbft_core.kernels.paths.one_pass_logits`), two otherwise; and the view
-    accuracies of the 2 children and the 6 fine-tuned models.
+    ``train``: images through a forward pass with gradients (parent, the four
+    children, every fine-tuning method; a CBFT step runs the barrier point on a
+    full cue batch, the clean batch, and — after warm-up, when ``cbft_lambda``
+    > 0 — the cue batch's features; the ablations drop one of those);
+    ``eval``: images through a forward pass only: BatchNorm re-estimation and
+    evaluation at every point of the 3 model paths (four views) and the 6
+    fine-tuning paths (:data:`~cbft_core.study.experiments.SUMMARY_PATH_VIEWS`),
+    one pass per view and point where the test set is its own, small enough BN
+    data (:func:`cbft_core.kernels.paths.one_pass_logits`), two otherwise; the
+    clean features of LLRT and LP-FT; and the view accuracies of the 2 children
+    and the 6 fine-tuned models. ``max_batches`` caps every training epoch.
     """
     from ..kernels import paths
     from . import experiments  # the study's own constants, not a copy of them
 
     n_clean = min(cfg.n_clean, cfg.n_train)
-    train = cfg.parent_epochs * cfg.n_train + 4 * cfg.child_epochs * cfg.n_train
-    train += 2 * cfg.ft_epochs * n_clean                      # ft, lp-ft (llrt: features only)
-    train += (3 + 2 + 2) * cfg.cbft_epochs * n_clean           # cbft, and its two ablations
+    _, per_epoch = _epoch(cfg.n_train, cfg.batch_size, cfg.max_batches)
+    train = (cfg.parent_epochs + 4 * cfg.child_epochs) * per_epoch
+    steps, clean = _epoch(n_clean, cfg.ft_batch_size, cfg.max_batches)
+    train += 2 * cfg.ft_epochs * clean                         # ft, lp-ft (llrt: features only)
+    cue = steps * cfg.ft_batch_size                            # a cue batch is always full
+    after_warm_up = max(cfg.cbft_epochs - cfg.cbft_warmup_epochs, 0) if cfg.cbft_lambda > 0 else 0
+    train += cfg.cbft_epochs * (clean + cue) + after_warm_up * cue  # cbft
+    train += cfg.cbft_epochs * clean + after_warm_up * cue           # cbft-no-barrier
+    train += cfg.cbft_epochs * (clean + cue)                          # cbft-no-invariance
     n_test = cfg.n_test
     one_pass = paths.takes_one_pass(n_test, cfg.bn_images)
     per_view_point = n_test if one_pass else min(cfg.bn_images, n_test) + n_test

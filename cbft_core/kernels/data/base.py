@@ -10,30 +10,12 @@ from .digits import load_digits
 from .imageset import ImageSet
 from ..seeding import generator
 from .shapes import SHAPE_NAMES, make_shapes
+from .subsets import balanced_subset
 from .torchvision_sets import TORCHVISION_SETS, load_torchvision
 
 BASE_SETS: tuple[str, ...] = ("shapes", "digits", *TORCHVISION_SETS)
 SPLITS: tuple[str, ...] = ("train", "test")
 SHAPES_DEFAULT_N = {"train": 50_000, "test": 10_000}
-
-
-def balanced_subset(labels: torch.Tensor, n: int, g: torch.Generator) -> torch.Tensor:
-    """Indices (ascending) of ``n`` samples chosen class-balanced at random.
-
-    Samples are dealt round-robin: a random first sample of every class (in
-    random class order), then a random second one, and so on; classes that
-    run out simply drop out of later rounds. The chosen indices keep the
-    data set's order.
-    """
-    keys = torch.rand(labels.shape[0], generator=g, dtype=torch.float64)
-    order = torch.argsort(labels.double() * 2 + keys)  # by class, random within class
-    counts = torch.bincount(labels)
-    starts = torch.cumsum(counts, 0) - counts
-    rank = torch.empty(labels.shape[0], dtype=torch.float64)
-    rank[order] = (torch.arange(labels.shape[0]) - starts[labels[order]]).double()
-    tie = torch.rand(labels.shape[0], generator=g, dtype=torch.float64)
-    chosen = torch.argsort(rank + tie)[:n]
-    return torch.sort(chosen).values
 
 
 def _check(name: str, split: str, n: int | None) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 
 from .resize import to_rgb
+from .subsets import first_per_class
 from ..seeding import generator
 
 DIGIT_CLASSES: tuple[str, ...] = tuple(str(k) for k in range(10))
@@ -18,14 +19,7 @@ TRAIN_FRACTION = 0.8
 
 def stratified_split(labels: torch.Tensor, fraction: float, g: torch.Generator) -> torch.Tensor:
     """Bool mask: within each class a random ``round(fraction · n_k)`` samples are True."""
-    keys = torch.rand(labels.shape[0], generator=g, dtype=torch.float64)
-    order = torch.argsort(labels.double() * 2 + keys)  # by class, random within class
-    counts = torch.bincount(labels)
-    starts = torch.cumsum(counts, 0) - counts
-    rank = torch.empty_like(labels)
-    rank[order] = torch.arange(labels.shape[0]) - starts[labels[order]]
-    quota = torch.round(counts.double() * fraction).long()
-    return rank < quota[labels]
+    return first_per_class(labels, fraction, keys=torch.rand(labels.shape[0], generator=g, dtype=torch.float64))
 
 
 def load_digits(split: str) -> tuple[torch.Tensor, torch.Tensor, tuple[str, ...]]:

@@ -27,6 +27,7 @@ import torch
 from ...errors import ConfigError
 from .cues import cue_class_positions, draw_boxes_
 from .imageset import ImageSet
+from .subsets import class_order, first_per_class
 from ..seeding import generator
 
 VIEWS: tuple[str, ...] = ("clean", "cue", "rand-cue", "rand-img")
@@ -51,24 +52,13 @@ class ViewPlan:
 def cue_mask(labels: torch.Tensor, proportion: float) -> torch.Tensor:
     """Bool mask: the first ``round(proportion · n_k)`` samples of each class k
     (in order) are True. Rounding is Python's (half to even)."""
-    n = labels.shape[0]
-    if n == 0:
-        return torch.zeros(0, dtype=torch.bool)
-    order = torch.argsort(labels, stable=True)
-    counts = torch.bincount(labels)
-    starts = torch.cumsum(counts, 0) - counts
-    rank = torch.empty_like(labels)
-    rank[order] = torch.arange(n) - starts[labels[order]]
-    quota = torch.tensor([round(proportion * c) for c in counts.tolist()], dtype=torch.int64)
-    return rank < quota[labels]
+    return first_per_class(labels, proportion)
 
 
 def _pick_within_class(labels: torch.Tensor, classes: torch.Tensor, u: torch.Tensor, num_classes: int) -> torch.Tensor:
     """For each entry of ``classes``, the index of a sample of that class in
     ``labels``, chosen by the uniform number ``u`` in [0, 1)."""
-    order = torch.argsort(labels, stable=True)
-    counts = torch.bincount(labels, minlength=num_classes)
-    starts = torch.cumsum(counts, 0) - counts
+    order, counts, starts = class_order(labels, minlength=num_classes)
     k = counts[classes]
     offset = torch.minimum((u * k).long(), k - 1)
     return order[starts[classes] + offset]
