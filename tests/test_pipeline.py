@@ -65,7 +65,7 @@ def test_schema(study):
     assert res == study["first"], "results.json holds exactly what run() returned"
     assert res["preset"] == "tiny" and res["cue"] == "box" and res["seeds"] == SEEDS
     assert math.isclose(res["chance"], 0.1)
-    assert set(res) == {"preset", "cue", "seeds", "chance", "models", "paths", "finetune"}
+    assert set(res) == {"preset", "cue", "seeds", "chance", "models", "paths", "quadratic", "finetune"}
     assert set(res["models"]) == {"cue", "nocue"}
     assert set(res["paths"]) == {"cue-nocue", "nocue-nocue", "cue-cue"}
     assert set(res["finetune"]) == set(experiments.FT_METHODS)
