@@ -61,6 +61,7 @@ __all__ = [
     "load_model",
     "save_json",
     "load_json",
+    "write_text",
     "write_json",
     "seal",
     "unseal",
@@ -285,18 +286,20 @@ def load_json(path: str | os.PathLike) -> Any:
         raise CacheCorruptError(f"{path}: invalid JSON ({exc})") from exc
 
 
-def write_json(path: str | os.PathLike, obj: Any) -> Path:
-    """Atomically write ``obj`` as plain key-sorted JSON (an output file such as results.json, not a cache entry).
-
-    Failures to write raise :class:`~cbft_core.errors.CbftError` naming the folder.
-    """
+def write_text(path: str | os.PathLike, text: str) -> Path:
+    """Atomically write ``text`` to an output file (not a cache entry); failures → CbftError naming the folder."""
     path = Path(path)
     try:
-        _atomic_write(path, _json_bytes(obj))
+        _atomic_write(path, text.encode())
     except OSError as exc:
         raise CbftError(f"cannot write {path.name} to {path.parent} ({exc.strerror or exc}); "
                         f"choose another output folder") from None
     return path
+
+
+def write_json(path: str | os.PathLike, obj: Any) -> Path:
+    """Atomically write ``obj`` as plain key-sorted JSON (an output file such as results.json, not a cache entry)."""
+    return write_text(path, _json_bytes(obj).decode())
 
 
 def _discard(path: Path, exc: CacheCorruptError) -> None:
