@@ -304,7 +304,7 @@ def write_json(path: str | os.PathLike, obj: Any) -> Path:
 
 def _discard(path: Path, exc: CacheCorruptError) -> None:
     message = " ".join(str(exc).split())  # one line, whatever the exception said
-    warnings.warn(f"discarding corrupt cache entry {path.name} ({message}); recomputing it",
+    warnings.warn(f"discarding corrupt cache entry {message}; recomputing it",
                   RuntimeWarning, stacklevel=4)
     try:
         path.unlink(missing_ok=True)
