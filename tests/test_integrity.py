@@ -338,6 +338,9 @@ def test_schema_is_valid_and_matches_the_pipeline():
     s = pipeline.schema()
     jsonschema.validators.validator_for(s).check_schema(s)
     props = s["properties"]
+    from cbft_core.kernels.data import CUES
+
+    assert props["cue"]["enum"] == list(CUES)
     assert set(props["models"]["required"]) == set(pipeline.MODELS)
     assert set(props["paths"]["required"]) == set(pipeline.PATH_PAIRS)
     assert set(props["finetune"]["required"]) == set(experiments.FT_METHODS)
