@@ -23,5 +23,9 @@ class CacheCorruptError(CbftError):
     """A cached checkpoint or results file failed its integrity check."""
 
 
+class CacheUnwritableError(CbftError, OSError):
+    """The cache folder cannot be written (read-only, full, not a folder): move it with CBFT_CACHE_DIR."""
+
+
 class NonFiniteLossError(CbftError, FloatingPointError):
     """Training produced a NaN or infinite loss."""

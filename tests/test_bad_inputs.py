@@ -6,15 +6,19 @@ offending argument or entry; none is a deep traceback from inside torch.
 """
 from __future__ import annotations
 
+import errno
+import json
 from pathlib import Path
+from unittest import mock
 
 import pytest
 import torch
 
 from cbft_core.kernels import connectivity, data, finetune, models, paths, train
-from cbft_core.study import cache, experiments, presets
+from cbft_core.study import cache, experiments, pipeline, presets
 from cbft_core.kernels.data.imageset import ImageSet
-from cbft_core.errors import CacheCorruptError, CbftError, ConfigError, DataUnavailableError
+from cbft_core.errors import (CacheCorruptError, CacheUnwritableError, CbftError, ConfigError,
+                              DataUnavailableError)
 
 
 def tiny_set(n: int = 20, classes: int = 10, h: int = 32, w: int = 32) -> ImageSet:
@@ -47,6 +51,71 @@ def unreadable_data_dir(tmp: Path) -> None:
     not_a_dir = tmp / "a-file"
     not_a_dir.write_text("not a data directory")
     data.load_base("cifar10", root=not_a_dir)
+
+
+def damaged_json_entry(tmp: Path, how: str) -> None:
+    path = cache.save_json(tmp / "child-views.json", {"clean": 0.1, "rand-cue": 0.095})
+    raw = path.read_bytes()
+    path.write_bytes({"digit": raw.replace(b"0.095", b"0.097"), "truncate": raw[:-4], "empty": b""}[how])
+    cache.load_json(path)
+
+
+def unreadable_entry(tmp: Path) -> None:
+    path = cache.save_json(tmp / "entry.json", [1])
+    with mock.patch.object(Path, "read_bytes", side_effect=PermissionError(errno.EACCES, "Permission denied")):
+        cache.load_json(path)
+
+
+def full_cache_disk(tmp: Path) -> None:
+    def full(fd: int, data: bytes) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with mock.patch.object(cache, "_write_fully", full):
+        cache.cached_json("child-views", {"i": 0}, lambda: 0.5, cache_dir=tmp / "cache")
+
+
+def read_only_cache(tmp: Path) -> None:
+    def denied(*args: object, **kwargs: object) -> None:
+        raise PermissionError(errno.EROFS, "Read-only file system")
+
+    (tmp / "cache").mkdir()
+    with mock.patch.object(cache.os, "open", denied):
+        cache.cached("model-parent", {"i": 0}, lambda: {"w": torch.ones(1)}, cache_dir=tmp / "cache")
+
+
+def cache_folder_is_a_file(tmp: Path) -> None:
+    (tmp / "cache").write_text("a file")
+    cache.cached_json("child-views", {"i": 0}, lambda: 0.5, cache_dir=tmp / "cache")
+
+
+def results_file(tmp: Path, how: str) -> None:
+    views = {k: [0.5] for k in pipeline.VIEW_KEYS.values()}
+    good = {"preset": "tiny", "cue": "box", "seeds": [0], "chance": 0.1,
+            "models": {m: views for m in pipeline.MODELS},
+            "paths": {p: {"barrier": [0.1]} for p in pipeline.PATH_PAIRS},
+            "finetune": {m: {**views, "barrier_to_cue": [0.0], "midpoint_loss_to_cue": [0.0]}
+                         for m in experiments.FT_METHODS}}
+    path = tmp / "results.json"
+    if how == "write invalid":
+        good["models"]["cue"]["clean"] = [1.5]
+        pipeline.write_results(path, good)
+    pipeline.write_results(path, good)
+    if how == "altered":
+        path.write_text(path.read_text().replace("0.1", "0.7"))
+    elif how == "not JSON":
+        (tmp / "results.json.sha256").unlink()
+        path.write_text("{\"preset\": ")
+    elif how == "schema":
+        (tmp / "results.json.sha256").unlink()
+        path.write_text(json.dumps({**good, "chance": "ten percent"}))
+    elif how == "absent":
+        path.unlink()
+    pipeline.load_results(path)
+
+
+def unwritable_out(tmp: Path) -> None:
+    (tmp / "file").write_text("x")
+    pipeline.run("tiny", [0], tmp / "file" / "out", progress=False)
 
 
 CATALOGUE = {
@@ -114,6 +183,23 @@ CATALOGUE = {
     # cache
     "corrupt checkpoint": (corrupt_checkpoint, CacheCorruptError, "checksum"),
     "truncated checkpoint": (truncated_checkpoint, CacheCorruptError, "truncated"),
+    "changed digit in a JSON entry": (lambda tmp: damaged_json_entry(tmp, "digit"), CacheCorruptError, "checksum"),
+    "truncated JSON entry": (lambda tmp: damaged_json_entry(tmp, "truncate"), CacheCorruptError, "truncated"),
+    "empty JSON entry": (lambda tmp: damaged_json_entry(tmp, "empty"), CacheCorruptError, "bad header"),
+    "JSON entry read as a checkpoint": (
+        lambda tmp: cache.load_model(cache.save_json(tmp / "x.pt", [1])), CacheCorruptError, "bad header"),
+    "unknown entry format": (lambda tmp: cache.seal("pickle", b""), ConfigError, "fmt"),
+    "unreadable cache entry": (unreadable_entry, CacheUnwritableError, "CBFT_CACHE_DIR"),
+    "full cache disk": (full_cache_disk, CacheUnwritableError, "CBFT_CACHE_DIR"),
+    "read-only cache folder": (read_only_cache, CacheUnwritableError, "CBFT_CACHE_DIR"),
+    "cache folder is a file": (cache_folder_is_a_file, CacheUnwritableError, "CBFT_CACHE_DIR"),
+    # results.json
+    "invalid results written": (lambda tmp: results_file(tmp, "write invalid"), ConfigError, "models.cue.clean"),
+    "results.json altered after writing": (lambda tmp: results_file(tmp, "altered"), ConfigError, "checksum"),
+    "results.json not JSON": (lambda tmp: results_file(tmp, "not JSON"), ConfigError, "not valid JSON"),
+    "results.json against the schema": (lambda tmp: results_file(tmp, "schema"), ConfigError, "chance"),
+    "results.json absent": (lambda tmp: results_file(tmp, "absent"), ConfigError, "no such results file"),
+    "output folder cannot be created": (unwritable_out, ConfigError, "out"),
 }
 
 

@@ -189,6 +189,10 @@ def test_killed_writer_never_leaves_a_wrong_checkpoint(tmp_path):
                     j += 1
             finally:
                 os._exit(1)
+        if trial % 6:  # kill a rewrite: wait (however loaded the machine) for the first write to land
+            deadline = time.monotonic() + 30
+            while not path.exists() and time.monotonic() < deadline:
+                time.sleep(0.005)
         time.sleep(rng.uniform(0.0, 0.12))
         os.kill(pid, signal.SIGKILL)
         _, status = os.waitpid(pid, 0)

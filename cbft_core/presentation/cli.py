@@ -11,6 +11,7 @@ import ast
 import json
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -193,6 +194,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                      file: Any = None, line: str | None = None) -> None:
+    """Warnings (e.g. a corrupt cache entry being recomputed) as one line on stderr."""
+    print(f"warning: {message}", file=sys.stderr if file is None else file, flush=True)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit code."""
     parser = build_parser()
@@ -201,7 +208,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.param = [(name, _value(value)) for name, value in args.param]
     try:
         _check_params(args)
-        args.func(args)
+        with warnings.catch_warnings():
+            warnings.showwarning = _one_line_warning
+            args.func(args)
     except CbftError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -7,15 +7,30 @@ kernel and study layers), so editing the computing code invalidates old entries.
 Writes are atomic: the bytes go to a temporary file in the destination
 folder (``.<name>.<random>.tmp``), are flushed and fsynced, then
 ``os.replace``-d onto the final name. Only complete entries ever carry their
-final name, and loads never look at temporary files. A checkpoint file is
+final name, and loads never look at temporary files.
 
-    MAGIC (10 bytes) | sha256 of payload (32 bytes) | payload length (8 bytes, LE) | payload
+Every entry, whatever its kind, is one sealed file (:func:`seal`)::
 
-where the payload is ``torch.save({"state": ..., "meta": json-str})``; a
-wrong magic, length or checksum raises :class:`CacheCorruptError`.
+    b"CBFT1 <format> <sha256 hex of payload> <payload length>\n" + payload
+
+with ``format`` ``ckpt`` (payload: ``torch.save({"state": ..., "meta": json-str})``)
+or ``json`` (payload: key-sorted, indented JSON, readable after the header
+line). A wrong header, length or checksum raises :class:`CacheCorruptError`;
+:func:`cached` and :func:`cached_json` report it in one line, discard the entry
+and recompute it.
+
+Concurrency: a miss is filled under an exclusive per-entry lock
+(``fcntl.flock`` on ``.<name>.lock`` next to the entry), and the entry is
+looked up again once the lock is held, so two processes filling one cache
+compute each entry once. Where ``fcntl`` is missing the lock is skipped; the
+atomic rename still leaves exactly one complete entry per key.
+
+A cache folder that cannot be written (read-only, full, not a folder) raises
+:class:`CacheUnwritableError` naming the folder and ``CBFT_CACHE_DIR``.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import io
@@ -24,11 +39,16 @@ import os
 import tempfile
 import warnings
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 import torch
 
-from ..errors import CacheCorruptError, ConfigError
+from ..errors import CacheCorruptError, CacheUnwritableError, CbftError, ConfigError
+
+try:  # POSIX only; elsewhere concurrent fills may compute an entry twice (still one valid entry)
+    import fcntl
+except ImportError:  # pragma: no cover
+    fcntl = None  # type: ignore[assignment]
 
 __all__ = [
     "ENV_VAR",
@@ -41,13 +61,19 @@ __all__ = [
     "load_model",
     "save_json",
     "load_json",
+    "write_text",
+    "write_json",
+    "seal",
+    "unseal",
+    "lookup",
     "cached",
     "cached_json",
 ]
 
 ENV_VAR = "CBFT_CACHE_DIR"
-_MAGIC = b"CBFTCKPT1\n"
-_HEADER = len(_MAGIC) + 32 + 8
+_MAGIC = b"CBFT1"
+_FORMATS = ("ckpt", "json")
+_MAX_HEADER = 128  # far longer than any valid header line
 
 
 def cache_dir(path: str | os.PathLike | None = None) -> Path:
@@ -121,14 +147,30 @@ def entry_path(kind: str, config: Mapping[str, Any], suffix: str = ".pt",
     return cache_dir(cache_dir_) / kind / f"{config_key(config)}{suffix}"
 
 
+def _unwritable(folder: Path, exc: OSError) -> CacheUnwritableError:
+    why = exc.strerror or type(exc).__name__
+    return CacheUnwritableError(
+        f"cannot write to the cache folder {folder} ({why}); free space or make it writable, "
+        f"or set {ENV_VAR} to a writable folder")
+
+
+def _write_fully(fd: int, data: bytes) -> None:
+    """``os.write`` until every byte is written (a full disk raises ``OSError(ENOSPC)``)."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
 def _atomic_write(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a fsynced temporary file and ``os.replace``; OSError on failure."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+        try:
+            _write_fully(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -148,16 +190,60 @@ def _atomic_write(path: Path, data: bytes) -> None:
         os.close(dir_fd)
 
 
+def _write_entry(path: Path, data: bytes) -> None:
+    try:
+        _atomic_write(path, data)
+    except OSError as exc:
+        raise _unwritable(path.parent, exc) from None
+
+
+def seal(fmt: str, payload: bytes) -> bytes:
+    """``payload`` behind the one header line every cache entry carries (format, sha256, length)."""
+    if fmt not in _FORMATS:
+        raise ConfigError(f"fmt: unknown entry format {fmt!r}; choose one of {list(_FORMATS)}")
+    digest = hashlib.sha256(payload).hexdigest()
+    return b"%s %s %s %d\n" % (_MAGIC, fmt.encode(), digest.encode(), len(payload)) + payload
+
+
+def unseal(raw: bytes, fmt: str, where: str | os.PathLike = "entry") -> bytes:
+    """The payload of a :func:`seal`-ed entry of format ``fmt``; CacheCorruptError if it is not intact."""
+    end = raw.find(b"\n", 0, _MAX_HEADER)
+    parts = raw[:end].split(b" ") if end >= 0 else []
+    if len(parts) != 4 or parts[0] != _MAGIC or parts[1] != fmt.encode():
+        raise CacheCorruptError(f"{where}: not a cbft_core {fmt} cache entry (bad header)")
+    digest, size = parts[2], parts[3]
+    if not size.isdigit() or len(digest) != 64:
+        raise CacheCorruptError(f"{where}: not a cbft_core {fmt} cache entry (bad header)")
+    payload = raw[end + 1:]
+    if len(payload) != int(size):
+        raise CacheCorruptError(
+            f"{where}: truncated or padded ({len(payload)} payload bytes, expected {int(size)})")
+    if hashlib.sha256(payload).hexdigest().encode() != digest:
+        raise CacheCorruptError(f"{where}: checksum mismatch")
+    return payload
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise
+    except IsADirectoryError:
+        raise CacheCorruptError(f"{path}: a folder where a cache entry should be") from None
+    except OSError as exc:
+        raise CacheUnwritableError(
+            f"cannot read the cache entry {path} ({exc.strerror}); fix its permissions "
+            f"or set {ENV_VAR} to another folder") from None
+
+
 def save_model(path: str | os.PathLike, state_dict: Mapping[str, Any],
                meta: Mapping[str, Any] | None = None) -> Path:
     """Atomically write ``state_dict`` (tensors, nested dicts/lists) and JSON ``meta`` to ``path``."""
     meta_text = _canonical(dict(meta or {}), "meta")
     buf = io.BytesIO()
     torch.save({"state": dict(state_dict), "meta": meta_text}, buf)
-    payload = buf.getvalue()
-    header = _MAGIC + hashlib.sha256(payload).digest() + len(payload).to_bytes(8, "little")
     path = Path(path)
-    _atomic_write(path, header + payload)
+    _write_entry(path, seal("ckpt", buf.getvalue()))
     return path
 
 
@@ -168,53 +254,106 @@ def load_model(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, Any]]
     the file is truncated, altered or not a checkpoint.
     """
     path = Path(path)
-    raw = path.read_bytes()
-    if len(raw) < _HEADER or not raw.startswith(_MAGIC):
-        raise CacheCorruptError(f"{path}: not a cbft_core checkpoint (bad header)")
-    digest = raw[len(_MAGIC) : len(_MAGIC) + 32]
-    size = int.from_bytes(raw[len(_MAGIC) + 32 : _HEADER], "little")
-    payload = raw[_HEADER:]
-    if len(payload) != size:
-        raise CacheCorruptError(f"{path}: truncated or padded ({len(payload)} payload bytes, expected {size})")
-    if hashlib.sha256(payload).digest() != digest:
-        raise CacheCorruptError(f"{path}: checksum mismatch")
+    payload = unseal(_read(path), "ckpt", path)
     try:
         obj = torch.load(io.BytesIO(payload), map_location="cpu", weights_only=True)
         return obj["state"], json.loads(obj["meta"])
     except Exception as exc:  # checksum matched but content unreadable: still corrupt
-        raise CacheCorruptError(f"{path}: unreadable payload ({exc})") from exc
+        raise CacheCorruptError(f"{path}: unreadable payload ({type(exc).__name__})") from exc
+
+
+def _json_bytes(obj: Any) -> bytes:
+    try:
+        return (json.dumps(obj, indent=1, sort_keys=True) + "\n").encode()
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"obj must be JSON-serialisable: {exc}") from None
 
 
 def save_json(path: str | os.PathLike, obj: Any) -> Path:
-    """Atomically write ``obj`` as (pretty, key-sorted) JSON to ``path``."""
+    """Atomically write ``obj`` as a sealed JSON cache entry (checksummed, key-sorted) to ``path``."""
     path = Path(path)
-    try:
-        text = json.dumps(obj, indent=1, sort_keys=True)
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"obj must be JSON-serialisable: {exc}") from None
-    _atomic_write(path, text.encode())
+    _write_entry(path, seal("json", _json_bytes(obj)))
     return path
 
 
 def load_json(path: str | os.PathLike) -> Any:
-    """Read JSON written by :func:`save_json`; unparsable content → CacheCorruptError."""
+    """Read a JSON entry written by :func:`save_json`; a damaged entry → CacheCorruptError."""
     path = Path(path)
-    text = path.read_bytes()
+    payload = unseal(_read(path), "json", path)
     try:
-        return json.loads(text)
-    except (ValueError, UnicodeDecodeError) as exc:
+        return json.loads(payload)
+    except (ValueError, UnicodeDecodeError) as exc:  # checksum matched: written so by a bug
         raise CacheCorruptError(f"{path}: invalid JSON ({exc})") from exc
 
 
-def _lookup(path: Path, loader: Callable[[Path], Any]) -> tuple[bool, Any]:
+def write_text(path: str | os.PathLike, text: str) -> Path:
+    """Atomically write ``text`` to an output file (not a cache entry); failures → CbftError naming the folder."""
+    path = Path(path)
+    try:
+        _atomic_write(path, text.encode())
+    except OSError as exc:
+        raise CbftError(f"cannot write {path.name} to {path.parent} ({exc.strerror or exc}); "
+                        f"choose another output folder") from None
+    return path
+
+
+def write_json(path: str | os.PathLike, obj: Any) -> Path:
+    """Atomically write ``obj`` as plain key-sorted JSON (an output file such as results.json, not a cache entry)."""
+    return write_text(path, _json_bytes(obj).decode())
+
+
+def _discard(path: Path, exc: CacheCorruptError) -> None:
+    message = " ".join(str(exc).split())  # one line, whatever the exception said
+    warnings.warn(f"discarding corrupt cache entry {message}; recomputing it",
+                  RuntimeWarning, stacklevel=4)
+    try:
+        path.unlink(missing_ok=True)
+    except OSError:  # a read-only cache: the rewrite below reports it
+        pass
+
+
+def lookup(path: str | os.PathLike, loader: Callable[[Path], Any]) -> tuple[bool, Any]:
+    """``(True, loader(path))`` for an intact entry; ``(False, None)`` when absent or corrupt.
+
+    A corrupt entry is reported in one ``RuntimeWarning`` line and deleted.
+    """
+    path = Path(path)
     try:
         return True, loader(path)
     except FileNotFoundError:
         return False, None
     except CacheCorruptError as exc:
-        warnings.warn(f"discarding corrupt cache entry {path}: {exc}", RuntimeWarning, stacklevel=3)
-        path.unlink(missing_ok=True)
+        _discard(path, exc)
         return False, None
+
+
+@contextlib.contextmanager
+def _entry_lock(path: Path) -> Iterator[None]:
+    """Exclusive lock of the entry at ``path`` (across processes), held while it is computed."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path.parent / f".{path.name}.lock", os.O_RDWR | os.O_CREAT, 0o666)
+    except OSError as exc:
+        raise _unwritable(path.parent, exc) from None
+    try:
+        if fcntl is not None:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+def _fill(path: Path, loader: Callable[[Path], Any], compute: Callable[[], Any],
+          store: Callable[[Any], Any]) -> Any:
+    """The entry at ``path``: loaded when intact, else computed and stored once (under its lock)."""
+    hit, value = lookup(path, loader)
+    if hit:
+        return value
+    with _entry_lock(path):
+        hit, value = lookup(path, loader)  # filled by another process while we waited
+        if hit:
+            return value
+        return store(compute())
 
 
 def cached(
@@ -226,19 +365,26 @@ def cached(
     """The tensors for ``(kind, config)``: loaded from the cache, else ``compute()``-d and saved.
 
     ``compute`` returns a dict of tensors (e.g. a model's ``state_dict()``). A
-    corrupt entry is reported with a ``RuntimeWarning``, deleted and recomputed.
-    The stored ``meta`` records kind, config, key and code version.
+    corrupt entry (or one whose stored key is not its name) is reported with a
+    one-line ``RuntimeWarning``, deleted and recomputed. The stored ``meta``
+    records kind, config, key and code version.
     """
     path = entry_path(kind, config, ".pt", cache_dir)
-    hit, value = _lookup(path, load_model)
-    if hit:
-        return value[0]
-    state = compute()
-    if isinstance(state, torch.nn.Module):
-        raise ConfigError("compute must return a dict of tensors, e.g. model.state_dict(), not a module")
-    meta = {"kind": kind, "config": dict(config), "key": path.stem, "code_version": code_version()}
-    save_model(path, state, meta)
-    return dict(state)
+
+    def load(p: Path) -> dict[str, Any]:
+        state, meta = load_model(p)
+        if meta.get("key") != p.stem:
+            raise CacheCorruptError(f"{p}: stored key {meta.get('key')!r} is not the entry's name")
+        return state
+
+    def store(state: Mapping[str, Any]) -> dict[str, Any]:
+        if isinstance(state, torch.nn.Module):
+            raise ConfigError("compute must return a dict of tensors, e.g. model.state_dict(), not a module")
+        meta = {"kind": kind, "config": dict(config), "key": path.stem, "code_version": code_version()}
+        save_model(path, state, meta)
+        return dict(state)
+
+    return _fill(path, load, compute, store)
 
 
 def cached_json(
@@ -249,9 +395,9 @@ def cached_json(
 ) -> Any:
     """Like :func:`cached` for JSON results (numbers, lists, dicts)."""
     path = entry_path(kind, config, ".json", cache_dir)
-    hit, value = _lookup(path, load_json)
-    if hit:
-        return value
-    result = compute()
-    save_json(path, result)
-    return result
+
+    def store(result: Any) -> Any:
+        save_json(path, result)
+        return json.loads(_json_bytes(result))  # exactly what a later hit returns (lists, not tuples)
+
+    return _fill(path, load_json, compute, store)

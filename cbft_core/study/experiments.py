@@ -232,12 +232,16 @@ def finetune_history(cfg: Preset, seed: int, method: str, n_clean: int | None = 
     n = cfg.n_clean if n_clean is None else n_clean
     key = _finetuned_key(cfg, seed, method, n, cue)
     path = cache.entry_path("finetune-history", key, ".json")
-    if not path.exists():
-        finetuned(cfg, seed, method, n, cue, progress)
-    if not path.exists():  # the model was cached without its history
+    hit, history = cache.lookup(path, cache.load_json)  # a corrupt history is discarded like any entry
+    if hit:
+        return history
+    finetuned(cfg, seed, method, n, cue, progress)
+    hit, history = cache.lookup(path, cache.load_json)
+    if not hit:  # the model was cached without its history: train it again
         cache.entry_path("finetuned", key, ".pt").unlink(missing_ok=True)
         finetuned(cfg, seed, method, n, cue, progress)
-    return cache.load_json(path)
+        history = cache.load_json(path)
+    return history
 
 
 def view_accuracies(model: nn.Module, views: dict[str, ImageSet], batch_size: int = 1000) -> dict[str, float]:

@@ -2,35 +2,37 @@
 
 ``run(preset, seeds, out)`` asks :mod:`cbft_core.study.experiments` for each
 measurement (all cached on disk, so a second run only reads the cache) and
-writes ``out/results.json`` atomically (its figures:
-:func:`cbft_core.presentation.figures.study_figures`). The results file holds
-accuracies as fractions and barriers as loss on the cue test view (Entezari
-form), one list entry per seed, in the order of ``seeds``::
-
-    {"preset": str, "cue": str, "seeds": [int], "chance": float,
-     "models": {"cue": VIEWS, "nocue": VIEWS, "cue100": VIEWS},
-     "paths": {"cue-nocue": {"barrier": [f]}, "nocue-nocue": {...}, "cue-cue": {...}, "cue100-nocue": {...}},
-     "quadratic": {"barrier": [f], "linear_barrier": [f], "switch_width": [f]},
-     "finetune": {method: VIEWS + {"barrier_to_cue": [f], "midpoint_loss_to_cue": [f]}}}
-
-with ``VIEWS = {"clean": [f], "cue": [f], "rand_cue": [f], "rand_img": [f]}``.
+writes ``out/results.json`` atomically, with its sha256 in
+``out/results.json.sha256`` (``sha256sum -c`` format; figures:
+:func:`cbft_core.presentation.figures.study_figures`). The file's format is the
+JSON Schema ``schemas/results.schema.json`` shipped with the package
+(:func:`schema`), documented on the book's Maintaining page: accuracies as
+fractions and barriers as loss on the cue test view (Entezari form), one list
+entry per seed, in the order of ``seeds``. :func:`validate` checks a results
+dict against it (and that every list has one finite number per seed) on every
+write, :func:`load_results` on every read.
 """
 from __future__ import annotations
 
+import functools
+import hashlib
+import json
+import math
 import os
+from importlib import resources
 from pathlib import Path
 from typing import Any, Sequence
 
-import numpy as np
+import jsonschema
 
-from ..errors import ConfigError
+from ..errors import CbftError, ConfigError
 from ..kernels import connectivity
 from ..kernels.data import CUES
 from . import cache, experiments, presets
 from .presets import Preset
 
-__all__ = ["VIEW_KEYS", "PATH_PAIRS", "MODELS", "QUADRATIC_KEYS", "mechanism_results", "run", "finetune_results",
-           "validate"]
+__all__ = ["VIEW_KEYS", "PATH_PAIRS", "MODELS", "QUADRATIC_KEYS", "SCHEMA_FILE", "mechanism_results", "run",
+           "finetune_results", "schema", "validate", "write_results", "load_results"]
 
 # view name in cbft_core.kernels.data → key in results.json
 VIEW_KEYS: dict[str, str] = {"clean": "clean", "cue": "cue", "rand-cue": "rand_cue", "rand-img": "rand_img"}
@@ -39,6 +41,7 @@ PATH_PAIRS: tuple[str, ...] = ("cue-nocue", "nocue-nocue", "cue-cue", "cue100-no
 MODELS: dict[str, float | None] = {"cue": None, "nocue": 0.0, "cue100": 1.0}
 QUADRATIC_KEYS: tuple[str, ...] = ("barrier", "linear_barrier", "switch_width")
 _FT_EXTRA: tuple[str, ...] = ("barrier_to_cue", "midpoint_loss_to_cue")
+SCHEMA_FILE = "results.schema.json"  # in cbft_core/study/schemas/
 
 
 def _views(acc: dict[str, float]) -> dict[str, float]:
@@ -110,41 +113,110 @@ def run(preset: str | Preset = "cpu", seeds: list[int] | tuple[int, ...] | None 
     out_dir = Path(out)
     if out_dir.exists() and not out_dir.is_dir():
         raise ConfigError(f"out must be a folder, but {out_dir} is a file")
-    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"out: cannot create the output folder {out_dir} ({exc.strerror})") from None
+
     results = mechanism_results(cfg, cue, progress)
     results["finetune"] = finetune_results(cfg, cue=cue, progress=progress)
-    validate(results)
-    cache.save_json(out_dir / "results.json", results)
+    write_results(out_dir / "results.json", results)
     return results
 
 
-def validate(results: dict[str, Any]) -> None:
-    """Check ``results`` against the results.json schema; raise ConfigError naming the first bad entry."""
-    def fail(where: str, why: str) -> None:
-        raise ConfigError(f"results[{where}]: {why}")
+@functools.lru_cache(maxsize=1)
+def schema() -> dict[str, Any]:
+    """The JSON Schema of results.json (draft 2020-12), read from the package."""
+    text = resources.files(__package__).joinpath("schemas", SCHEMA_FILE).read_text(encoding="utf-8")
+    return json.loads(text)
 
-    for key, kind in (("preset", str), ("cue", str), ("seeds", list), ("chance", float)):
-        if not isinstance(results.get(key), kind):
-            fail(key, f"expected {kind.__name__}, got {type(results.get(key)).__name__}")
+
+@functools.lru_cache(maxsize=1)
+def _validator() -> jsonschema.protocols.Validator:
+    cls = jsonschema.validators.validator_for(schema())
+    cls.check_schema(schema())
+    return cls(schema())
+
+
+def _where(path: Sequence[Any]) -> str:
+    text = ""
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or "top level"
+
+
+def validate(results: Any) -> None:
+    """Check ``results`` against the results.json schema; raise ConfigError naming the first bad entry.
+
+    Beyond the schema: every list holds exactly one finite number per seed.
+    """
+    errors = sorted(_validator().iter_errors(results), key=lambda e: (list(map(str, e.absolute_path)), e.message))
+    if errors:
+        first = errors[0]
+        message = " ".join(first.message.split())
+        if len(message) > 200:
+            message = message[:200] + "..."
+        raise ConfigError(f"results[{_where(first.absolute_path)}]: {message}")
     n = len(results["seeds"])
 
-    def check_lists(where: str, block: Any, keys: tuple[str, ...], fractions: tuple[str, ...]) -> None:
-        if not isinstance(block, dict) or set(block) != set(keys):
-            fail(where, f"expected keys {sorted(keys)}, got {sorted(block) if isinstance(block, dict) else block}")
-        for key in keys:
-            values = block[key]
-            if not isinstance(values, list) or len(values) != n:
-                fail(f"{where}.{key}", f"expected a list of {n} numbers (one per seed)")
-            if not all(isinstance(v, float) and np.isfinite(v) for v in values):
-                fail(f"{where}.{key}", "expected finite floats")
-            if key in fractions and not all(0.0 <= v <= 1.0 for v in values):
-                fail(f"{where}.{key}", f"accuracies must be fractions in [0, 1], got {values}")
+    def walk(block: Any, where: list[Any]) -> None:
+        if isinstance(block, dict):
+            for key, value in block.items():
+                walk(value, where + [key])
+        elif isinstance(block, list) and where[0] != "seeds":
+            if len(block) != n:
+                raise ConfigError(f"results[{_where(where)}]: expected a list of {n} numbers (one per seed), "
+                                  f"got {len(block)}")
+            if not all(math.isfinite(v) for v in block):
+                raise ConfigError(f"results[{_where(where)}]: expected finite numbers, got {block}")
 
-    views = tuple(VIEW_KEYS.values())
-    for name in MODELS:
-        check_lists(f"models.{name}", results["models"].get(name), views, views)
-    for pair in PATH_PAIRS:
-        check_lists(f"paths.{pair}", results["paths"].get(pair), ("barrier",), ())
-    check_lists("quadratic", results.get("quadratic"), QUADRATIC_KEYS, ())
-    for method in experiments.FT_METHODS:
-        check_lists(f"finetune.{method}", results["finetune"].get(method), views + _FT_EXTRA, views)
+    walk(results, [])
+
+
+def _sidecar(path: Path) -> Path:
+    return path.with_name(path.name + ".sha256")
+
+
+def write_results(path: str | os.PathLike, results: dict[str, Any]) -> Path:
+    """Validate ``results`` and write them atomically to ``path``, with ``<path>.sha256`` beside it."""
+    validate(results)
+    path = Path(path)
+    sidecar = _sidecar(path)
+    try:
+        sidecar.unlink(missing_ok=True)  # never leave an old checksum beside new content
+    except OSError as exc:
+        raise CbftError(f"cannot write to {path.parent} ({exc.strerror}); choose another output folder") from None
+    cache.write_json(path, results)
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    cache.write_text(sidecar, f"{digest}  {path.name}\n")
+    return path
+
+
+def load_results(path: str | os.PathLike) -> dict[str, Any]:
+    """Read a results.json, verified against its ``.sha256`` (when present) and the schema.
+
+    Any problem is one :class:`~cbft_core.errors.ConfigError` naming the file:
+    absent, unreadable, not JSON, altered since written, or not in the format of :func:`schema`.
+    """
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such results file; write one with `python -m cbft_core run --out DIR`") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the results file ({exc.strerror})") from None
+    sidecar = _sidecar(path)
+    if sidecar.is_file():
+        expected = sidecar.read_text(errors="replace").split(" ")[0].strip()
+        if hashlib.sha256(raw).hexdigest() != expected:
+            raise ConfigError(f"{path}: does not match its checksum in {sidecar.name} (altered or damaged "
+                              f"since it was written); rerun `python -m cbft_core run` to rewrite it")
+    try:
+        results = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: not valid JSON ({exc})") from None
+    try:
+        validate(results)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: not a valid results.json: {exc}") from None
+    return results
