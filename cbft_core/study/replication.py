@@ -25,6 +25,7 @@ LOW_RAND_IMG = 1.5      # cue-free:    rand-img ≤ 1.5 × chance
 NEAR = 0.05             # "within 5 points"
 CONNECTED = 0.1         # a barrier this close to the same-mechanism control counts as connected (loss)
 BARRIER = 0.1           # a barrier at least this high counts as a barrier (loss)
+EVAL_SPEEDUP = 3.0      # a forward-only pass counted this many times faster than a training pass
 
 
 def mean_std(values: Sequence[float]) -> tuple[float, float]:
@@ -167,7 +168,8 @@ def workload(cfg: Any) -> dict[str, float]:
     return {"train": float(train), "eval": float(evaluation)}
 
 
-def estimate_hours(cfg: Any, train_images_per_s: float, seeds: int | None = None, eval_speedup: float = 3.0) -> float:
+def estimate_hours(cfg: Any, train_images_per_s: float, seeds: int | None = None,
+                   eval_speedup: float = EVAL_SPEEDUP) -> float:
     """Hours for :func:`cbft_core.study.pipeline.run` at ``train_images_per_s`` (forward + backward throughput).
 
     A forward-only pass is counted ``eval_speedup`` times faster than a

@@ -97,3 +97,13 @@ def load_base(
         keep = balanced_subset(labels, n, generator(name, split, "subset", int(seed)))
         images, labels = images[keep], labels[keep]
     return ImageSet(images.contiguous(), labels, classes)
+
+
+def fetch(name: str, root: str | os.PathLike | None = None) -> None:
+    """Download both splits of torchvision set ``name`` into the data root (uses the network).
+
+    A no-op for the sets that need no download (:func:`data_present` is always True for them).
+    """
+    _check(name, "train", None)
+    for split in SPLITS:
+        load_base(name, split, root=root, download=True)

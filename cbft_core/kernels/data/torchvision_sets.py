@@ -67,12 +67,6 @@ def is_present(name: str, root: str | os.PathLike | None = None) -> bool:
     return all((folder / f).is_file() for f in expected_files(name))
 
 
-def fetch_command(names: tuple[str, ...] | list[str]) -> str:
-    """The one shell command that downloads the sets ``names`` into the data root."""
-    sets = ", ".join(repr(n) for n in names)
-    return (f"python -c \"from cbft_core.kernels.data import fetch; [fetch(n) for n in ({sets},)]\"")
-
-
 def load_torchvision(
     name: str, split: str, root: str | os.PathLike | None, download: bool
 ) -> tuple[torch.Tensor, torch.Tensor, tuple[str, ...]]:
@@ -106,11 +100,3 @@ def load_torchvision(
     labels = torch.as_tensor(ds.targets, dtype=torch.int64)
     return to_rgb(images.to(torch.uint8)), labels, tuple(ds.classes)
 
-
-def fetch(name: str, root: str | os.PathLike | None = None) -> Path:
-    """Download both splits of torchvision set ``name`` into the data root (network); returns the root."""
-    from .base import load_base  # validates the name
-
-    for split in ("train", "test"):
-        load_base(name, split, root=root, download=True)
-    return data_root(root)
