@@ -110,8 +110,8 @@ def plan_text(the_plan: Any, rate: Any | None = None, fetch_hint: str | None = N
                  f"this run: {_count(left['train'])} + {_count(left['eval'])} "
                  f"({cached} of {len(the_plan.steps)} entries cached in {the_plan.cache_dir})")
     for need in the_plan.data:
-        where = "present" if need.present else "MISSING"
-        lines.append(f"data: {need.name} ({need.role}) {where} under {need.root}")
+        where = "built in" if not need.root else f"{'present' if need.present else 'MISSING'} under {need.root}"
+        lines.append(f"data: {need.name} ({need.role}) {where}")
     if the_plan.missing_data:
         lines.append(f"  fetch it with: {fetch_hint or 'CBFT_DOWNLOAD=1 (downloads on first use)'}")
     if left["train"] + left["eval"] == 0:

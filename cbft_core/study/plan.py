@@ -24,6 +24,7 @@ import torch
 from ..errors import ConfigError
 from ..kernels import data, paths, train
 from ..kernels.data import CUES, ImageSet
+from ..kernels.data.torchvision_sets import TORCHVISION_SETS
 from . import cache, experiments, pipeline, presets, replication, zoo
 from .presets import Preset
 
@@ -51,7 +52,7 @@ class Step:
 
 @dataclass(frozen=True)
 class DataNeed:
-    """A base image set the run reads, and whether it is on disk under ``root``."""
+    """A base image set the run reads, and whether it is on disk under ``root`` ("" for a built-in set)."""
 
     name: str
     role: str            # "base" or "dominoes top"
@@ -183,7 +184,8 @@ def make(preset: str | Preset = "cpu", cue: str = "box", seeds: Sequence[int] | 
         steps += [Step(int(seed), n["name"], n["kind"], int(n["epochs"]), int(n["train"]), int(n["eval"]),
                        bool(n["cached"]), n["name"] in needed) for n in nodes]
     sets = [(cfg.dataset, "base")] + ([(cfg.simple, "dominoes top")] if cue == "dominoes" else [])
-    needs = tuple(DataNeed(name, role, data.data_present(name), str(data.data_root())) for name, role in sets)
+    needs = tuple(DataNeed(name, role, data.data_present(name),
+                           str(data.data_root()) if name in TORCHVISION_SETS else "") for name, role in sets)
     return Plan(cfg, cue, tuple(steps), needs, str(cache.cache_dir()))
 
 
