@@ -216,7 +216,8 @@ def measure_throughput(cfg: Preset, cue: str = "box", seconds: float = 3.0,
             torch.cuda.synchronize(device)
         start = time.perf_counter()
         train.fit(model, probe, epochs=1, lr=1e-3, batch_size=batch_size, momentum=cfg.momentum,
-                  weight_decay=cfg.weight_decay, schedule="constant", progress=False)
+                  weight_decay=cfg.weight_decay, schedule="constant", progress=False,
+                  channels_last=cfg.channels_last, amp=cfg.amp)
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         return time.perf_counter() - start

@@ -59,6 +59,8 @@ class Preset:
     # seeds of the replicated experiments
     seeds: tuple[int, ...] = (0, 1, 2)
     device: str = "cpu"
+    channels_last: bool = False      # NHWC models and batches (faster convolutions on a GPU; same function)
+    amp: bool = False                # bf16 autocast of the forward pass (changes the numbers; off until measured)
     max_batches: int | None = None   # cap on batches per epoch (smoke tests only)
     extras: dict[str, Any] = field(default_factory=dict)
 
@@ -155,6 +157,7 @@ _PRESETS: dict[str, Preset] = {
         cbft_lr=0.01,
         seeds=(0, 1, 2),
         device="auto",
+        channels_last=True,
     ),
 }
 

@@ -106,6 +106,7 @@ def _train_settings(cfg: Preset) -> dict[str, Any]:
     return dict(
         lr=cfg.lr, batch_size=cfg.batch_size, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
         schedule=cfg.schedule, step_every=cfg.step_every, max_batches=cfg.max_batches,
+        channels_last=cfg.channels_last, amp=cfg.amp,
     )
 
 
