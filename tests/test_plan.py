@@ -130,3 +130,12 @@ def test_run_prints_the_plan_before_it_trains(empty_cache, tmp_path, monkeypatch
 
     monkeypatch.setattr(pipeline, "run", fake_run)
     assert cli.main(["run", "--preset", "tiny", "--seeds", "3", "--out", str(tmp_path / "o")]) == 2
+
+
+def test_book_prints_the_plan_before_the_chapters(empty_cache, tmp_path, monkeypatch, capsys):
+    def fake_execute(*args, **kwargs):
+        assert "plan: preset tiny, cue box" in capsys.readouterr().out
+        raise ConfigError("stopped after the plan")
+
+    monkeypatch.setattr(cli, "_execute_timed", fake_execute)
+    assert cli.main(["book", "--preset", "tiny", "--out", str(tmp_path / "o"), "--quiet"]) == 2
