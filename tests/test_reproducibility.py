@@ -2,10 +2,10 @@
 
 - The same seed gives a byte-identical results.json at the tiny preset when
   the study runs twice from empty caches on the same machine.
-- The paper preset (VGG-13, CIFAR-10 settings) runs end to end on the CPU
-  with tiny overrides (two batches per epoch, width 1/8). Where CIFAR-10 is
-  not on disk (CI, offline machines) the procedural set stands in for it,
-  and the test says so.
+- The paper preset (VGG-13, CIFAR-10 under FashionMNIST Dominoes) runs end to
+  end on the CPU with tiny overrides (two batches per epoch, width 1/8) on
+  small files in torchvision's own formats (tests/torchvision_files.py): the
+  real-data path, not a stand-in for it.
 """
 from __future__ import annotations
 
@@ -14,9 +14,10 @@ import json
 import pytest
 import torch
 
-from cbft_core.kernels import data
-from cbft_core.study import cache, pipeline
-from cbft_core.errors import DataUnavailableError
+from cbft_core.study import cache, pipeline, presets, zoo
+from torchvision_files import trust_cifar_files, write_cifar10, write_idx_set
+
+__all__ = ["trust_cifar_files"]  # a fixture, used by name
 
 SMALL = dict(n_train=300, n_test=60, bn_images=32, eval_batch_size=60, n_clean=64, n_cue=64,
              max_batches=2, cbft_epochs=2, path_points=3)
@@ -41,24 +42,27 @@ def test_same_seed_gives_byte_identical_results(tmp_path, monkeypatch):
     assert json.loads(first)["seeds"] == [0]
 
 
-def test_paper_preset_smoke(tmp_path, monkeypatch, capsys):
-    overrides = dict(width=0.125, max_batches=2, n_train=512, n_test=64, bn_images=64, eval_batch_size=64,
+def test_paper_preset_smoke(tmp_path, monkeypatch, trust_cifar_files):
+    root = tmp_path / "data"
+    written = write_cifar10(root, per_batch=60, n_test=60)
+    write_idx_set(root, "FashionMNIST", n_train=60, n_test=20)
+    monkeypatch.setenv("CBFT_DATA_DIR", str(root))
+    monkeypatch.delenv("CBFT_DOWNLOAD", raising=False)  # tests never touch the network
+    zoo._load_base.cache_clear()  # the in-process memo is keyed by name, not by data folder
+    overrides = dict(width=0.125, max_batches=2, n_train=300, n_test=60, bn_images=60, eval_batch_size=60,
                      n_clean=128, n_cue=128, parent_epochs=1, child_epochs=1, midpoint_epochs=1,
                      ft_epochs=1, cbft_epochs=2, path_points=3, device="cpu")
-    monkeypatch.delenv("CBFT_DOWNLOAD", raising=False)  # tests never touch the network
-    try:
-        data.load_base("cifar10", "test", n=10)
-    except DataUnavailableError:
-        overrides.update(dataset="shapes", simple="digits")
-        with capsys.disabled():
-            print("\n[paper smoke] CIFAR-10 is not available offline: the procedural 'shapes' set "
-                  "stands in for it (VGG-13 and every paper setting but the data are exercised)")
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        raw = _run(tmp_path, "paper", monkeypatch, preset="paper", **overrides)
+        monkeypatch.setenv(cache.ENV_VAR, str(tmp_path / "cache-paper"))
+        pipeline.run("paper", [0], tmp_path / "out", cue="dominoes", progress=False, **overrides)
+        cfg = presets.get("paper", **overrides)
+        train_images = zoo.base_set(cfg, "train").images   # what the models were trained on
     finally:
         torch.set_num_threads(threads)
-    results = json.loads(raw)
-    assert results["preset"] == "paper"
+        zoo._load_base.cache_clear()
+    assert torch.equal(train_images, torch.from_numpy(written["train"][0]))  # every CIFAR file, no stand-in
+    results = json.loads((tmp_path / "out" / "results.json").read_bytes())
+    assert results["preset"] == "paper" and results["cue"] == "dominoes"
     pipeline.validate(results)

@@ -1,4 +1,4 @@
-"""Command line: ``python -m cbft_core {run,chapter,book,refresh,presets}``.
+"""Command line: ``python -m cbft_core {run,plan,chapter,book,refresh,presets}``.
 
 Errors that cbft_core raises on purpose (bad arguments, missing data, a
 corrupt cache entry, a NaN loss) end in one line on stderr and exit code 2,
@@ -18,7 +18,7 @@ from typing import Any, Callable, Sequence
 from ..errors import CbftError
 from ..study.presets import PRESET_NAMES
 
-__all__ = ["main", "build_parser", "toc_files", "chapters", "execute_chapter"]
+__all__ = ["main", "build_parser", "toc_files", "chapters", "execute_chapter", "plan_text"]
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -88,11 +88,91 @@ def execute_chapter(path: Path, out: Path, parameters: dict[str, Any], progress:
     return target
 
 
+# --- the plan printed before a run -------------------------------------------------------------
+
+def _count(n: float) -> str:
+    return f"{n / 1e6:.2f} M" if n >= 1e6 else f"{n:,.0f}".replace(",", " ")
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.0f} min" if seconds < 5400 else f"{seconds / 3600:.1f} h"
+
+
+def plan_text(the_plan: Any, rate: Any | None = None, fetch_hint: str | None = None) -> str:
+    """The plan of :func:`cbft_core.study.plan.make` as text; ``rate``: a measured
+    :class:`~cbft_core.study.plan.Throughput` (no time estimate without it)."""
+    from ..study import plan, replication
+
+    cfg, seeds = the_plan.preset, sorted({s.seed for s in the_plan.steps})
+    lines = [f"plan: preset {cfg.name}, cue {the_plan.cue}, seed(s) {' '.join(map(str, seeds))}, "
+             f"model {cfg.model} (width {cfg.width:g}), {cfg.n_train} training / {cfg.n_test} test images"]
+    rows = [s for s in the_plan.steps if s.seed == seeds[0]]
+    status = {(s.seed, s.name): "train" if s.needed and s.kind == "model" else "run" if s.needed
+              else "cached" if s.cached else "skip" for s in the_plan.steps}
+    width = max(len(r.name) for r in rows)
+    lines.append(f"  {'step':{width}s}  epochs  images/seed (train + forward)  " + "  ".join(f"seed {s}" for s in seeds))
+    for r in rows:
+        cells = "  ".join(f"{status[(s, r.name)]:>{len(f'seed {s}')}s}" for s in seeds)
+        images = f"{_count(r.train_images)} + {_count(r.eval_images)}"
+        lines.append(f"  {r.name:{width}s}  {r.epochs or '':>6}  {images:>29s}  {cells}")
+    total, left = the_plan.work(needed_only=False), the_plan.work()
+    cached = sum(s.cached for s in the_plan.steps)
+    lines.append(f"work: {_count(total['train'])} training + {_count(total['eval'])} forward-only images in all; "
+                 f"this run: {_count(left['train'])} + {_count(left['eval'])} "
+                 f"({cached} of {len(the_plan.steps)} entries cached in {the_plan.cache_dir})")
+    for need in the_plan.data:
+        where = "built in" if not need.root else f"{'present' if need.present else 'MISSING'} under {need.root}"
+        lines.append(f"data: {need.name} ({need.role}) {where}")
+    if the_plan.missing_data:
+        lines.append(f"  fetch it with: {fetch_hint or 'CBFT_DOWNLOAD=1 (downloads on first use)'}")
+    if left["train"] + left["eval"] == 0:
+        lines.append("time: nothing to compute; every result comes from the cache")
+    elif rate is not None:
+        seconds = plan.estimate_seconds(the_plan, rate.images_per_s)
+        lines.append(f"time: about {_duration(seconds)} at {_count(rate.images_per_s)} training images/s, measured "
+                     f"just now on {rate.device} (batch {rate.batch_size}, {rate.seconds:.1f} s; forward-only "
+                     f"images counted {replication.EVAL_SPEEDUP:g}x faster, data loading left out)")
+    return "\n".join(lines)
+
+
+def _fetch_command(preset: str, cue: str) -> str:
+    return f"python -m cbft_core plan --preset {preset} --cue {cue} --fetch"
+
+
+def _print_plan(preset: str, cue: str, seeds: Sequence[int] | None, overrides: dict[str, Any],
+                measure: bool = True) -> Any:
+    """Make, measure and print the plan of one study; returns it."""
+    from ..study import plan
+
+    the_plan = plan.make(preset, cue, seeds, **overrides)
+    left = the_plan.work()
+    rate = None
+    if measure and left["train"] + left["eval"] > 0:
+        rate = plan.measure_throughput(the_plan.preset, cue)
+    print(plan_text(the_plan, rate, _fetch_command(preset, cue)), flush=True)
+    return the_plan
+
+
+def _cmd_plan(args: argparse.Namespace) -> None:
+    from ..kernels import data
+
+    overrides = dict(args.param or [])
+    if args.fetch:
+        the_plan = _print_plan(args.preset, args.cue, args.seeds, overrides, measure=False)
+        for name in the_plan.missing_data:
+            print(f"fetching {name} into {data.data_root()} ...", flush=True)
+            data.fetch(name)
+    _print_plan(args.preset, args.cue, args.seeds, overrides, measure=not args.no_measure)
+
+
 def _cmd_run(args: argparse.Namespace) -> None:
     from ..study import pipeline
     from .figures import study_figures
 
     overrides = dict(args.param or [])
+    _print_plan(args.preset, args.cue, args.seeds, overrides)
     result = pipeline.run(args.preset, seeds=args.seeds, out=args.out, cue=args.cue, **overrides)
     study_figures(result, args.out)
     print(f"results written to {Path(args.out) / 'results.json'} ({len(result['seeds'])} seed(s))")
@@ -119,6 +199,9 @@ def _execute_timed(paths: Sequence[Path], out: Callable[[Path], Path], parameter
 
 def _cmd_book(args: argparse.Namespace) -> None:
     params = {"preset": args.preset, **dict(args.param or [])}
+    _print_plan(args.preset, "box", None, {})
+    print("(the study's box models and paths at the preset; the chapters add the Dominoes study "
+          "and extra models of their own, not counted here)", flush=True)
     _execute_timed(chapters(), lambda _: Path(args.out), params, not args.quiet, "executed")
 
 
@@ -162,6 +245,19 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", required=True, help="output folder for results.json and figures")
     param_option(run, "preset setting, e.g. -p n_train 5000")
     run.set_defaults(func=_cmd_run)
+
+    plan = sub.add_parser("plan", help="print what `run` will train and evaluate, what is cached, and how long",
+                          description="The work of `run` at a preset (models, epochs, images through the "
+                                      "network, paths, fine-tuning runs), which results are already "
+                                      "cached, the data it needs, and a time estimate from a throughput "
+                                      "measured for a few seconds on this machine's device.")
+    preset_option(plan)
+    plan.add_argument("--seeds", type=int, nargs="+", default=None, help="seeds (default: the preset's)")
+    plan.add_argument("--cue", default="box", choices=("box", "dominoes"), help="cue type (default: box)")
+    plan.add_argument("--fetch", action="store_true", help="download the data sets that are missing (network)")
+    plan.add_argument("--no-measure", action="store_true", help="skip the throughput measurement (no time estimate)")
+    param_option(plan, "preset setting, e.g. -p n_train 5000")
+    plan.set_defaults(func=_cmd_plan)
 
     chapter = sub.add_parser("chapter", help="execute one chapter with papermill at a preset",
                              description="Execute one notebook, injecting preset and parameters.")

@@ -47,6 +47,10 @@ __all__ = [
     "view_accuracies",
     "child_accuracies",
     "finetune_summary",
+    "path_key",
+    "finetuned_key",
+    "child_views_key",
+    "summary_key",
 ]
 
 # pair name → ((proportion of the first child, branch), (proportion of the second, branch));
@@ -121,8 +125,12 @@ def path_result(cfg: Preset, seed: int, pair: str, cue: str = "box", curve: str 
                                      batch_size=cfg.eval_batch_size, progress=progress)
         return result.to_dict()
 
-    key = cache_key(cfg, seed=seed, pair=pair, cue=cue, curve=curve)
-    return _path_from_dict(cache.cached_json("path", key, compute))
+    return _path_from_dict(cache.cached_json("path", path_key(cfg, seed, pair, cue, curve), compute))
+
+
+def path_key(cfg: Preset, seed: int, pair: str, cue: str = "box", curve: str = "linear") -> dict[str, Any]:
+    """The cache key (kind ``"path"``) of :func:`path_result`."""
+    return cache_key(cfg, seed=seed, pair=pair, cue=cue, curve=curve)
 
 
 def quadratic_summary(cfg: Preset, seed: int, pair: str = "cue-nocue", cue: str = "box",
@@ -191,7 +199,8 @@ def _method_config(cfg: Preset, method: str) -> dict[str, Any]:
     return dict(epochs=cfg.ft_epochs, lr=cfg.ft_lr)
 
 
-def _finetuned_key(cfg: Preset, seed: int, method: str, n: int, cue: str) -> dict[str, Any]:
+def finetuned_key(cfg: Preset, seed: int, method: str, n: int, cue: str) -> dict[str, Any]:
+    """The cache key (kind ``"finetuned"``) of :func:`finetuned` with ``n`` clean images."""
     return cache_key(cfg, seed=seed, method=method, n_clean=n, cue=cue, what="finetuned")
 
 
@@ -204,7 +213,7 @@ def finetuned(cfg: Preset, seed: int, method: str, n_clean: int | None = None, c
     if method not in FT_METHODS:
         raise ConfigError(f"method: unknown fine-tuning method {method!r}; choose one of {list(FT_METHODS)}")
     n = cfg.n_clean if n_clean is None else n_clean
-    key = _finetuned_key(cfg, seed, method, n, cue)
+    key = finetuned_key(cfg, seed, method, n, cue)
 
     def compute() -> dict[str, torch.Tensor]:
         start = zoo.child(cfg, seed, cue, cfg.proportion, 0, progress=progress)  # loaded only on a cache miss
@@ -230,7 +239,7 @@ def finetune_history(cfg: Preset, seed: int, method: str, n_clean: int | None = 
     the model is trained again (deterministically) to recover it.
     """
     n = cfg.n_clean if n_clean is None else n_clean
-    key = _finetuned_key(cfg, seed, method, n, cue)
+    key = finetuned_key(cfg, seed, method, n, cue)
     path = cache.entry_path("finetune-history", key, ".json")
     hit, history = cache.lookup(path, cache.load_json)  # a corrupt history is discarded like any entry
     if hit:
@@ -258,8 +267,12 @@ def child_accuracies(cfg: Preset, seed: int, proportion: float | None = None, br
         model = zoo.child(cfg, seed, cue, p, branch, progress=progress)
         return view_accuracies(model, zoo.test_views(cfg, cue), cfg.eval_batch_size)
 
-    key = cache_key(cfg, seed=seed, proportion=p, branch=branch, cue=cue, what="child-views")
-    return cache.cached_json("child-views", key, compute)
+    return cache.cached_json("child-views", child_views_key(cfg, seed, p, branch, cue), compute)
+
+
+def child_views_key(cfg: Preset, seed: int, proportion: float, branch: int = 0, cue: str = "box") -> dict[str, Any]:
+    """The cache key (kind ``"child-views"``) of :func:`child_accuracies` (``proportion`` resolved)."""
+    return cache_key(cfg, seed=seed, proportion=proportion, branch=branch, cue=cue, what="child-views")
 
 
 def finetune_summary(cfg: Preset, seed: int, method: str, n_clean: int | None = None, cue: str = "box",
@@ -294,8 +307,12 @@ def finetune_summary(cfg: Preset, seed: int, method: str, n_clean: int | None = 
             "path": result.to_dict(),
         }
 
-    key = cache_key(cfg, seed=seed, method=method, n_clean=n, cue=cue, what="finetune-summary")
-    return cache.cached_json("finetune-summary", key, compute)
+    return cache.cached_json("finetune-summary", summary_key(cfg, seed, method, n, cue), compute)
+
+
+def summary_key(cfg: Preset, seed: int, method: str, n: int, cue: str = "box") -> dict[str, Any]:
+    """The cache key (kind ``"finetune-summary"``) of :func:`finetune_summary` with ``n`` clean images."""
+    return cache_key(cfg, seed=seed, method=method, n_clean=n, cue=cue, what="finetune-summary")
 
 
 # --- loss landscapes between pairs of the zoo (the explorer's grids) ------------------------------

@@ -76,6 +76,8 @@ class Preset:
     # seeds of the replicated experiments
     seeds: tuple[int, ...] = (0, 1, 2)
     device: str = "cpu"
+    channels_last: bool = False      # NHWC models and batches (faster convolutions on a GPU; same function)
+    amp: bool = False                # bf16 autocast of the forward pass (changes the numbers; off until measured)
     max_batches: int | None = None   # cap on batches per epoch (smoke tests only)
 
     def __post_init__(self) -> None:
@@ -170,6 +172,8 @@ _DECLARED: dict[str, Range] = {
     "seeds": Range(minimum=0),  # each seed
     "device": Range(choices=DEVICES),
     "max_batches": _AT_LEAST_1,
+    "channels_last": Range(),
+    "amp": Range(),
 }
 
 _TYPES: dict[str, Any] = typing.get_type_hints(Preset)
@@ -197,6 +201,10 @@ def _checked(name: str, value: Any) -> Any:
     label = f"preset setting {name}"
     if value is None and optional:
         return None
+    if kind is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{label} must be True or False, got {value!r}")
+        return value
     if kind is int:
         return check_int(label, value, minimum=rule.minimum, maximum=rule.maximum)  # type: ignore[arg-type]
     if kind is float:
@@ -267,6 +275,7 @@ _PRESETS: dict[str, dict[str, Any]] = {
         cbft_lr=0.01,
         seeds=(0, 1, 2),
         device="auto",
+        channels_last=True,
     ),
 }
 

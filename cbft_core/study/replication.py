@@ -18,6 +18,7 @@ NAIVE: tuple[str, ...] = ("ft", "llrt", "lpft")
 NAMES: dict[str, str] = {"ft": "FT", "llrt": "LLRT", "lpft": "LP-FT", "cbft": "CBFT",
                          "cbft-no-barrier": "CBFT w/o barrier", "cbft-no-invariance": "CBFT w/o invariance"}
 ABLATIONS: tuple[str, ...] = ("cbft-no-barrier", "cbft-no-invariance")
+EVAL_SPEEDUP = 3.0      # a forward-only pass counted this many times faster than a training pass
 
 
 def mean_std(values: Sequence[float]) -> tuple[float, float]:
@@ -83,7 +84,8 @@ def workload(cfg: Any) -> dict[str, float]:
     return {"train": float(train), "eval": float(evaluation)}
 
 
-def estimate_hours(cfg: Any, train_images_per_s: float, seeds: int | None = None, eval_speedup: float = 3.0) -> float:
+def estimate_hours(cfg: Any, train_images_per_s: float, seeds: int | None = None,
+                   eval_speedup: float = EVAL_SPEEDUP) -> float:
     """Hours for :func:`cbft_core.study.pipeline.run` at ``train_images_per_s`` (forward + backward throughput).
 
     A forward-only pass is counted ``eval_speedup`` times faster than a

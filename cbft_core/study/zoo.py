@@ -40,6 +40,9 @@ __all__ = [
     "child",
     "scratch",
     "build_model",
+    "parent_key",
+    "child_key",
+    "model_entry",
 ]
 
 DATA_SEED = 0  # the data set is fixed across replicates
@@ -103,12 +106,31 @@ def _train_settings(cfg: Preset) -> dict[str, Any]:
     return dict(
         lr=cfg.lr, batch_size=cfg.batch_size, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
         schedule=cfg.schedule, step_every=cfg.step_every, max_batches=cfg.max_batches,
+        channels_last=cfg.channels_last, amp=cfg.amp,
     )
 
 
 def _data_settings(cfg: Preset) -> dict[str, Any]:
     return dict(dataset=cfg.dataset, simple=cfg.simple, n_train=cfg.n_train, num_classes=cfg.num_classes,
                 model=cfg.model, width=cfg.width)
+
+
+def parent_key(cfg: Preset, seed: int, cue: str = "box") -> dict[str, Any]:
+    """The cache key of :func:`parent`."""
+    return {"role": "parent", "seed": seed, "cue": cue, "epochs": cfg.parent_epochs,
+            **_data_settings(cfg), **_train_settings(cfg)}
+
+
+def child_key(cfg: Preset, seed: int, cue: str = "box", proportion: float = 0.0, branch: int = 0) -> dict[str, Any]:
+    """The cache key of :func:`child`."""
+    return {"role": "child", "seed": seed, "cue": cue, "proportion": proportion, "branch": branch,
+            "parent_epochs": cfg.parent_epochs, "epochs": cfg.child_epochs,
+            **_data_settings(cfg), **_train_settings(cfg)}
+
+
+def model_entry(key: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The cache ``(kind, config)`` under which the model of ``key`` is stored."""
+    return f"model-{key['role']}", key
 
 
 def _trained(key: dict[str, Any], make: Callable[..., nn.Module], cfg: Preset, cue: str,
@@ -120,7 +142,7 @@ def _trained(key: dict[str, Any], make: Callable[..., nn.Module], cfg: Preset, c
         trained = make(progress=progress)
         return {k: v.detach().cpu() for k, v in trained.state_dict().items()}
 
-    state = cache.cached(f"model-{key['role']}", key, compute)
+    state = cache.cached(*model_entry(key), compute)
     model.load_state_dict(state)
     return model.to(resolve_device(cfg)).eval()
 
@@ -133,8 +155,7 @@ def _fit(model: nn.Module, cfg: Preset, train_data: ImageSet, epochs: int, seed:
 
 def parent(cfg: Preset, seed: int, cue: str = "box", progress: bool = True) -> nn.Module:
     """The shared parent: ``parent_epochs`` on clean data from the seed's initialisation."""
-    key = {"role": "parent", "seed": seed, "cue": cue, "epochs": cfg.parent_epochs,
-           **_data_settings(cfg), **_train_settings(cfg)}
+    key = parent_key(cfg, seed, cue)
 
     def make(progress: bool) -> nn.Module:
         model = build_model(cfg, cue, seed=role_seed("parent-init", seed=seed, cue=cue))
@@ -155,9 +176,7 @@ def child(cfg: Preset, seed: int, cue: str = "box", proportion: float = 0.0, bra
     """
     if not 0.0 <= proportion <= 1.0:
         raise ConfigError(f"proportion must be in [0, 1], got {proportion}")
-    key = {"role": "child", "seed": seed, "cue": cue, "proportion": proportion, "branch": branch,
-           "parent_epochs": cfg.parent_epochs, "epochs": cfg.child_epochs,
-           **_data_settings(cfg), **_train_settings(cfg)}
+    key = child_key(cfg, seed, cue, proportion, branch)
 
     def make(progress: bool) -> nn.Module:
         model = parent(cfg, seed, cue, progress=progress)

@@ -11,7 +11,7 @@ from .imageset import ImageSet
 from ..seeding import generator
 from .shapes import SHAPE_NAMES, make_shapes
 from .subsets import balanced_subset
-from .torchvision_sets import TORCHVISION_SETS, load_torchvision
+from .torchvision_sets import TORCHVISION_SETS, is_present, load_torchvision
 
 BASE_SETS: tuple[str, ...] = ("shapes", "digits", *TORCHVISION_SETS)
 SPLITS: tuple[str, ...] = ("train", "test")
@@ -25,6 +25,18 @@ def _check(name: str, split: str, n: int | None) -> None:
         raise ConfigError(f"split: expected one of {SPLITS}, got {split!r}")
     if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
         raise ConfigError(f"n: expected a positive int or None (the whole split), got {n!r}")
+
+
+def data_present(name: str, root: str | os.PathLike | None = None) -> bool:
+    """Whether :func:`load_base` can load ``name`` without the network.
+
+    Always True for the procedural shapes and scikit-learn's bundled digits;
+    for a torchvision set, True when all its files are under the data root
+    (their checksums are verified when they are loaded).
+    """
+    _check(name, "train", None)
+    name = name.lower()
+    return name not in TORCHVISION_SETS or is_present(name, root)
 
 
 def load_base(
@@ -67,3 +79,13 @@ def load_base(
         keep = balanced_subset(labels, n, generator(name, split, "subset", int(seed)))
         images, labels = images[keep], labels[keep]
     return ImageSet(images.contiguous(), labels, classes)
+
+
+def fetch(name: str, root: str | os.PathLike | None = None) -> None:
+    """Download both splits of torchvision set ``name`` into the data root (uses the network).
+
+    A no-op for the sets that need no download (:func:`data_present` is always True for them).
+    """
+    _check(name, "train", None)
+    for split in SPLITS:
+        load_base(name, split, root=root, download=True)

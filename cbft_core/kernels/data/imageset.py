@@ -2,6 +2,9 @@
 
 Data lives as whole tensors (uint8 images, int64 labels); batches are cut
 with a seeded ``torch.randperm``: no Dataset objects, no worker processes.
+On a GPU the whole set is moved once, as uint8 (a quarter of the float
+bytes), and every batch is indexed and normalised on the device: no
+per-batch host transfer.
 """
 from __future__ import annotations
 
@@ -53,6 +56,18 @@ class ImageSet:
         """Shape of one image, ``(C, H, W)``."""
         return tuple(self.images.shape[1:])  # type: ignore[return-value]
 
+    @property
+    def device(self) -> torch.device:
+        return self.images.device
+
+    def to(self, device: torch.device | str) -> "ImageSet":
+        """The same samples with every tensor on ``device`` (``self`` when they already are)."""
+        device = torch.device(device)
+        here = self.images.device
+        if here.type == device.type and (device.index is None or here.index == device.index):
+            return self
+        return ImageSet(self.images.to(device), self.labels.to(device), self.classes, self.has_cue.to(device))
+
     def subset(self, index: torch.Tensor | slice) -> "ImageSet":
         """The samples at ``index`` (a slice, an index tensor or a bool mask)."""
         return ImageSet(self.images[index], self.labels[index], self.classes, self.has_cue[index])
@@ -71,27 +86,32 @@ def batches(
     generator: torch.Generator | None = None,
     drop_last: bool = False,
     device: torch.device | str | None = None,
+    channels_last: bool = False,
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """Yield ``(x, y)`` batches: x normalised to [−1, 1] (float32), y int64.
 
     With ``shuffle`` the order comes from ``torch.randperm`` driven by
     ``generator`` (or a fresh one seeded with ``seed``; ``seed=None`` → 0), so
-    the same seed gives the same batches.
+    the same seed gives the same batches. The permutation is always drawn on
+    the CPU, so the batches are the same on every device. With ``device`` the
+    set is moved there once (see :meth:`ImageSet.to`) and batches are cut and
+    normalised there; ``channels_last`` lays x out as NHWC in memory (same values).
     """
     if batch_size < 1:
         raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
+    if device is not None:
+        data = data.to(device)
     n = len(data)
     if shuffle:
         if generator is None:
             generator = torch.Generator().manual_seed(0 if seed is None else int(seed))
-        order = torch.randperm(n, generator=generator)
+        order = torch.randperm(n, generator=generator).to(data.device)
     else:
         order = None
     stop = n - n % batch_size if drop_last else n
     for start in range(0, stop, batch_size):
         idx = order[start : start + batch_size] if order is not None else slice(start, start + batch_size)
         x = normalize(data.images[idx])
-        y = data.labels[idx]
-        if device is not None:
-            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-        yield x, y
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        yield x, data.labels[idx]
