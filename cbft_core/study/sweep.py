@@ -302,12 +302,13 @@ def _probe(address: str, timeout: float = 5.0) -> None:
 
 def _connect(ray: Any, address: str | None, workers: int | None) -> bool:
     """Join the cluster at ``address``, or start a loopback-only local one; True when we started it."""
+    if address is not None:
+        _probe(address)
     if ray.is_initialized():  # a notebook or test already connected: use that cluster, leave it running
         return False
     quiet = dict(include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False)
     try:
         if address is not None:
-            _probe(address)
             ray.init(address=address, **quiet)
             return False
         ray.init(address="local", num_cpus=(workers or os.cpu_count() or 1) * UNIT_THREADS,
