@@ -5,6 +5,7 @@ import json
 import os
 import signal
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -162,6 +163,44 @@ def test_a_failing_unit_is_retried_then_named_while_the_rest_complete(swept, eng
     assert doc["failed"] == {"box p=0.5 seed 0": "RuntimeError: no luck at p=0.5"}
     assert set(doc["units"]["box"]) == {"0.0", "0.8"}
     assert sweep.load(tmp_path) == doc
+
+
+def test_the_command_names_failed_units_and_exits_2(swept, monkeypatch, capsys, tmp_path):
+    monkeypatch.setenv(cache.ENV_VAR, str(swept["local"]["cache"]))
+
+    def fails(cfg, unit, methods, shared):
+        raise RuntimeError("out of luck")
+
+    monkeypatch.setattr(sweep, "unit_results", fails)
+    code = cli.main(_cli_args({**GRID, "proportions": [0.0, 0.3]}, tmp_path, "local"))
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1
+    assert "1 unit(s) failed after 3 attempts: box p=0.3 seed 0 (RuntimeError: out of luck)" in err[0]
+    assert set(sweep.load(tmp_path)["units"]["box"]) == {"0.0"}
+
+
+def _raylets() -> int:
+    """How many Ray node managers run on this machine."""
+    count = 0
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            count += b"raylet" in cmdline.read_bytes().split(b"\0")[0]
+        except OSError:
+            pass
+    return count
+
+
+def test_without_address_a_local_cluster_is_started_and_stopped(swept, tmp_path):
+    """The command in a fresh process: it starts its own loopback cluster, runs the unit, stops the cluster."""
+    before = _raylets()
+    env = {**os.environ, cache.ENV_VAR: str(swept["ray"]["cache"])}
+    proc = subprocess.run([sys.executable, "-m", "cbft_core",
+                           *_cli_args({**GRID, "proportions": [0.0, 0.3]}, tmp_path, "ray"), "--workers", "1"],
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "1 of 2 unit(s) from the cache" in proc.stdout and "[2/2] box p=0.3 seed 0: done" in proc.stdout
+    assert set(sweep.load(tmp_path)["units"]["box"]) == {"0.0", "0.3"}
+    assert _raylets() == before
 
 
 def _free_port() -> int:

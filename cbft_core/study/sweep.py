@@ -385,13 +385,14 @@ def _ray_engine(grid: Grid, todo: Sequence[Unit], cache_dir: str, compute: Compu
 
 
 def execute(grid: Grid, engine: str = "local", workers: int | None = None, address: str | None = None,
-            compute: ComputeUnit = unit_results, report: Report | None = None,
+            compute: ComputeUnit | None = None, report: Report | None = None,
             ) -> tuple[dict[Unit, dict[str, Any]], dict[Unit, str]]:
     """Run every unit of ``grid`` not yet cached: ``(results by unit, error by failed unit)``.
 
-    ``compute`` is what a unit computes on a cache miss (:func:`unit_results`;
+    ``compute`` is what a unit computes on a cache miss (None: :func:`unit_results`;
     tests pass wrappers of it). ``report`` receives one line per finished unit.
     """
+    compute = unit_results if compute is None else compute
     if engine not in ENGINES:
         raise ConfigError(f"--engine: unknown engine {engine!r}; choose from {list(ENGINES)}")
     if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
@@ -518,7 +519,7 @@ def load(path: str | os.PathLike) -> dict[str, Any]:
 def run(preset: str | Preset, seeds: Sequence[int], proportions: Sequence[float], cues: Sequence[str],
         engine: str = "local", workers: int | None = None, address: str | None = None,
         out: str | os.PathLike = "sweep", methods: Sequence[str] = experiments.FT_METHODS,
-        report: Report | None = None, compute: ComputeUnit = unit_results, **overrides: Any) -> dict[str, Any]:
+        report: Report | None = None, compute: ComputeUnit | None = None, **overrides: Any) -> dict[str, Any]:
     """Run (or resume) a sweep and write ``out/sweep.json``; return its document.
 
     The grid is validated before anything runs. Units that fail after
