@@ -298,3 +298,21 @@ def test_sweep_figure_plots_the_mean_and_spread_over_seeds(swept, tmp_path):
     sweep.write(doc, tmp_path)
     assert [p.name for p in figures.sweep_figures(sweep.load(tmp_path), tmp_path)] == ["sweep_box.png"]
     assert len(figures.sweep_figure(tmp_path / "sweep.json").axes) == 2
+
+
+@pytest.mark.parametrize("device, cluster_gpus, expected", [
+    ("cpu", 8, 0), ("cuda", 0, 1), ("auto", 0, 0), ("auto", 4, 1),
+])
+def test_a_unit_takes_one_gpu_when_the_preset_uses_one(device, cluster_gpus, expected):
+    class Cluster:
+        @staticmethod
+        def cluster_resources():
+            return {"CPU": 16.0, **({"GPU": float(cluster_gpus)} if cluster_gpus else {})}
+
+    assert sweep._gpus_per_unit(Cluster, presets.get("tiny", device=device)) == expected
+
+
+@pytest.mark.parametrize("address", ["nonsense", "10.0.0.1", "host:port"])
+def test_a_malformed_address_is_one_clear_error(address):
+    with pytest.raises(ConfigError, match="expected HOST:PORT"):
+        sweep._probe(address)
