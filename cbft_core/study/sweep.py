@@ -11,7 +11,7 @@ proportion is set to p. It measures, with the functions of
   classified correctly only by a model that uses the cue;
 - ``models.nocue``: the same for the cue-free child (p = 0) of the same parent;
 - ``barriers``: the loss barrier on the cue test view along the linear path
-  (paper §4, Entezari form) between ``cue-nocue`` (the cue child at p and the
+  (Entezari form, as in results.json) between ``cue-nocue`` (the cue child at p and the
   cue-free child: different mechanisms once the cue is learnt) and the
   same-mechanism controls ``cue-cue`` (two cue children at p, different data
   orders) and ``nocue-nocue`` (two cue-free children);
