@@ -16,7 +16,8 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     | grep -v "^WARNING: Location" || true
   .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps -e . 2>&1 \
     | grep -v "^WARNING: Location" || true
-  .venv/bin/python -c "import torch, torchvision, jupyter_book, cbft_core" \
+  # requirements.txt also pins the optional extra cbft_core[sweep] (Ray), so the sweep's Ray engine works too
+  .venv/bin/python -c "import torch, torchvision, jupyter_book, jsonschema, ray, cbft_core" \
     || { echo "[env] installation failed: see the pip output above" >&2; exit 1; }
   echo "$want" > "$stamp"
 fi

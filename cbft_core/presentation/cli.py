@@ -1,4 +1,4 @@
-"""Command line: ``python -m cbft_core {run,plan,chapter,book,refresh,presets}``.
+"""Command line: ``python -m cbft_core {run,plan,chapter,book,refresh,sweep,presets}``.
 
 Errors that cbft_core raises on purpose (bad arguments, missing data, a
 corrupt cache entry, a NaN loss) end in one line on stderr and exit code 2,
@@ -220,6 +220,48 @@ def _cmd_presets(args: argparse.Namespace) -> None:
     print(json.dumps({name: presets.get(name).as_dict() for name in PRESET_NAMES}, indent=1, default=list))
 
 
+def _cmd_sweep(args: argparse.Namespace) -> None:
+    from ..study import sweep
+    from .figures import sweep_figures
+
+    doc = sweep.run(args.preset, seeds=args.seeds, proportions=args.proportions, cues=args.cues,
+                    engine=args.engine, workers=args.workers, address=args.address, out=args.out,
+                    methods=args.methods, report=lambda line: print(line, flush=True), **dict(args.param or []))
+    written = sweep_figures(doc, args.out)
+    stored = sum(len(by_s) for by_p in doc["units"].values() for by_s in by_p.values())
+    print(f"sweep written to {Path(args.out) / 'sweep.json'} ({stored} unit(s)) and {len(written)} figure(s)")
+    if doc["failed"]:
+        names = "; ".join(f"{name} ({why})" for name, why in doc["failed"].items())
+        raise CbftError(f"{len(doc['failed'])} unit(s) failed after {sweep.MAX_ATTEMPTS} attempts: {names}; "
+                        "rerun the same command to retry them (finished units come from the cache)")
+
+
+def _add_sweep_parser(sub: Any, preset_option: Callable[[argparse.ArgumentParser], None],
+                      param_option: Callable[[argparse.ArgumentParser, str], None]) -> None:
+    from ..study.experiments import FT_METHODS
+
+    sweep = sub.add_parser(
+        "sweep", help="run the study over seeds x cue proportions x cues, locally or on Ray",
+        description="One unit per (cue, proportion, seed): children, paths and fine-tuning at that cue "
+                    "proportion. Writes sweep.json and figures; finished units come from the cache.")
+    preset_option(sweep)
+    sweep.add_argument("--seeds", type=int, nargs="+", required=True, help="seeds of the replicates")
+    sweep.add_argument("--proportions", type=float, nargs="+", required=True, metavar="P",
+                       help="cue proportions in [0, 1] (0: the cue child is cue-free)")
+    sweep.add_argument("--cues", nargs="+", required=True, metavar="CUE", help="cue types: box, dominoes")
+    sweep.add_argument("--engine", default="local", choices=("local", "ray"),
+                       help="local: one unit at a time in this process; ray: units as Ray tasks")
+    sweep.add_argument("--workers", type=int, default=None,
+                       help="ray: CPUs of the local cluster, or the most units in flight on --address")
+    sweep.add_argument("--address", default=None,
+                       help="ray: join the cluster at HOST:PORT (or 'auto'); without it a local one is started")
+    sweep.add_argument("--methods", nargs="*", default=list(FT_METHODS), metavar="METHOD",
+                       help=f"fine-tuning methods of every unit (default: all of {list(FT_METHODS)})")
+    sweep.add_argument("--out", required=True, help="output folder for sweep.json and figures")
+    param_option(sweep, "preset setting, e.g. -p n_train 5000")
+    sweep.set_defaults(func=_cmd_sweep)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``python -m cbft_core``."""
     parser = argparse.ArgumentParser(
@@ -283,6 +325,8 @@ def build_parser() -> argparse.ArgumentParser:
                          help="only these chapters (file stems, e.g. 03_mechanisms)")
     refresh.add_argument("--quiet", action="store_true", help="no progress bars")
     refresh.set_defaults(func=_cmd_refresh)
+
+    _add_sweep_parser(sub, preset_option, param_option)
 
     show = sub.add_parser("presets", help="print every preset's settings as JSON",
                           description="Print the settings of every preset.")

@@ -1,4 +1,5 @@
-"""Figures of a whole study, drawn from its results.json (:func:`cbft_core.study.pipeline.run`)."""
+"""Figures of a whole study, drawn from its results.json (:func:`cbft_core.study.pipeline.run`),
+and of a sweep, drawn from its sweep.json (:func:`cbft_core.study.sweep.run`)."""
 from __future__ import annotations
 
 import os
@@ -11,7 +12,7 @@ from matplotlib.figure import Figure
 from ..study.pipeline import PATH_PAIRS, VIEW_KEYS
 from . import plots
 
-__all__ = ["view_bars", "study_figures"]
+__all__ = ["view_bars", "study_figures", "SWEEP_PAIRS", "sweep_figure", "sweep_figures"]
 
 
 def view_bars(block: dict[str, dict[str, list[float]]], chance: float, ax: Any = None) -> Figure:
@@ -59,4 +60,64 @@ def study_figures(results: dict[str, Any], out: str | os.PathLike) -> list[Path]
                        ylabel="midpoint loss − chord (cue data)", title="Path back to the cue model")
     written.append(out / "finetune_midpoint_loss.png")
     _save(fig, written[-1])
+    return written
+
+
+# --- sweeps ---------------------------------------------------------------------------------------
+
+SWEEP_PAIRS: dict[str, str] = {"cue-nocue": "#d62728", "cue-cue": "#ff9896", "nocue-nocue": "#1f77b4"}
+
+
+def _band(ax: Any, x: np.ndarray, mean: np.ndarray, std: np.ndarray, **style: Any) -> None:
+    (line,) = ax.plot(x, mean, marker="o", ms=3, **style)
+    if np.any(std > 0):
+        ax.fill_between(x, mean - std, mean + std, color=line.get_color(), alpha=0.2, lw=0)
+
+
+def sweep_figure(doc: dict[str, Any] | str | os.PathLike, cue: str | None = None, axes: Any = None) -> Figure:
+    """Barriers (left) and rand-img accuracy (right) against cue proportion, mean ± std over seeds.
+
+    ``doc``: a sweep document or the path of a sweep.json (or its folder);
+    ``cue``: which cue (default: the first of the sweep). Left: the barrier
+    between the cue and cue-free children and the two same-mechanism
+    controls. Right: rand-img accuracy of the cue child, the cue-free child
+    and every fine-tuned model, with chance dotted.
+    """
+    from ..study import sweep
+
+    if not isinstance(doc, dict):
+        doc = sweep.load(doc)
+    cue = doc["cues"][0] if cue is None else cue
+    if axes is None:
+        axes = Figure(figsize=(9.0, 3.4)).subplots(1, 2)
+    left, right = axes
+    for pair, colour in SWEEP_PAIRS.items():
+        _band(left, *sweep.series(doc, cue, "barriers", pair), color=colour, label=pair)
+    left.axhline(0, color="k", lw=0.5)
+    left.set_xlabel("cue proportion p")
+    left.set_ylabel("loss barrier (cue test data)")
+    left.set_title(f"Linear paths ({cue} cue)", fontsize=10)
+    left.legend(fontsize=7)
+    _band(right, *sweep.series(doc, cue, "models", "cue", "rand_img"), color="#d62728", label="cue child")
+    _band(right, *sweep.series(doc, cue, "models", "nocue", "rand_img"), color="#1f77b4", label="cue-free child")
+    for method in doc["methods"]:
+        _band(right, *sweep.series(doc, cue, "finetune", method, "rand_img"), ls="--", lw=1, label=method)
+    right.axhline(doc["chance"], color="k", ls=":", lw=1, label="chance")
+    right.set_ylim(0, 1)
+    right.set_xlabel("cue proportion p")
+    right.set_ylabel("rand-img accuracy")
+    right.set_title("Mechanism read-out", fontsize=10)
+    right.legend(fontsize=6, ncol=2)
+    left.figure.tight_layout()
+    return left.figure
+
+
+def sweep_figures(doc: dict[str, Any], out: str | os.PathLike) -> list[Path]:
+    """Write :func:`sweep_figure` for every cue with stored units as ``out/sweep_<cue>.png``; return the paths."""
+    out = Path(out)
+    written = []
+    for cue in doc["cues"]:
+        if cue in doc["units"]:
+            written.append(out / f"sweep_{cue}.png")
+            _save(sweep_figure(doc, cue), written[-1])
     return written
