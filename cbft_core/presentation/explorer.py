@@ -64,7 +64,7 @@ def render_frame(grid: landscape.ExplorerGrid, i: int, j: int, images: ImageSet,
 
 
 def frames_widget(grid: landscape.ExplorerGrid, images: ImageSet, labels: Sequence[str] = ("A", "B"), dpi: int = 60,
-                  start: tuple[int, int] = (0, 0), progress: bool = True):
+                  start: tuple[int, int] = (0, 0), progress: bool | None = None):
     """The kernel-free explorer over ``grid`` (sliders ``jslink``-ed to precomputed PNG frames)."""
     return frames_explorer(lambda i, j: figure_png(render_frame(grid, i, j, images, labels), dpi=dpi),
                            grid.bends.tolist(), grid.ts.tolist(), row_name="bend", col_name="t",

@@ -14,7 +14,7 @@ import torch
 from ..kernels.data.imageset import ImageSet
 from ..kernels.paths import PathResult
 
-__all__ = ["VIEW_COLOURS", "show_images", "gallery", "path_curves", "barrier_bars", "to_numpy_image"]
+__all__ = ["VIEW_COLOURS", "show_images", "gallery", "path_curves", "barrier_bars", "finetune_paths", "training_history", "to_numpy_image"]
 
 VIEW_COLOURS: dict[str, str] = {
     "clean": "#1f77b4",
@@ -82,7 +82,7 @@ def path_curves(result: PathResult, metric: str = "loss", sets: Sequence[str] | 
     ax.set_xticks([0, 0.25, 0.5, 0.75, 1.0])
     ax.set_xticklabels([f"0\n{labels[0]}", "0.25", "0.5", "0.75", f"1\n{labels[1]}"])
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=9)
     if title:
         ax.set_title(title, fontsize=10)
     return ax.figure
@@ -106,3 +106,58 @@ def barrier_bars(values: Mapping[str, Sequence[float]], ax: plt.Axes | None = No
         ax.set_title(title, fontsize=10)
     ax.figure.tight_layout()
     return ax.figure
+
+
+def finetune_paths(paths: Mapping[str, Mapping], chance: float, control: PathResult | None = None,
+                   chords: bool = False, title: str | None = None) -> plt.Figure:
+    """Two panels along the linear path from θc to each fine-tuned model: loss on cue data, rand-img accuracy.
+
+    ``paths`` maps a method's display name to its path summary (``ts``,
+    ``loss["cue"]``, ``acc["rand-img"]``). ``control`` (a path between two
+    cue models) is drawn dashed grey; ``chords`` adds each loss curve's chord.
+    """
+    fig, (ax_l, ax_r) = plt.subplots(1, 2, figsize=(10, 3.5))
+    for i, (name, path) in enumerate(paths.items()):
+        ts, loss = np.asarray(path["ts"], dtype=float), np.asarray(path["loss"]["cue"], dtype=float)
+        colour = f"C{i}"
+        ax_l.plot(ts, loss, "o-", ms=3, color=colour, label=name)
+        if chords:
+            ax_l.plot([ts[0], ts[-1]], [loss[0], loss[-1]], "--", lw=0.8, color=colour)
+        ax_r.plot(ts, path["acc"]["rand-img"], "o-", ms=3, color=colour, label=name)
+    if control is not None:
+        ax_l.plot(control.ts, control.loss["cue"], "--", color="grey", label="control: θc → cue child 2")
+        ax_r.plot(control.ts, control.acc["rand-img"], "--", color="grey", label="control")
+    ax_r.axhline(chance, color="k", ls=":", lw=1, label="chance")
+    ax_l.set_ylabel("loss on cue test data")
+    ax_r.set_ylabel("rand-img accuracy")
+    ax_r.set_ylim(0, 1)
+    for ax in (ax_l, ax_r):
+        ax.set_xlabel("t  (0 = θc, 1 = fine-tuned model)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=9)
+    if title:
+        fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
+    return fig
+
+
+def training_history(history: Mapping[str, Sequence[float]], margin: float, title: str | None = None) -> plt.Figure:
+    """CBFT's training history, one panel per step: barrier CE vs the margin, clean CE and invariance, accuracy."""
+    epochs = np.arange(1, len(history["clean_ce"]) + 1)
+    fig, axes = plt.subplots(1, 3, figsize=(11, 3.2))
+    axes[0].plot(epochs, history["barrier_ce"], "o-", ms=3, label="CE(θ(t); cue batch)")
+    axes[0].axhline(margin, color="k", ls=":", lw=1, label="margin m")
+    axes[0].set(title="barrier step", ylabel="cross-entropy")
+    axes[1].plot(epochs, history["clean_ce"], "o-", ms=3, label="clean CE")
+    axes[1].plot(epochs, history["invariance"], "o-", ms=3, label="invariance (after warm-up)")
+    axes[1].set(title="clean + invariance step", ylabel="loss term")
+    axes[2].plot(epochs, history["clean_acc"], "o-", ms=3, label="clean training accuracy")
+    axes[2].set(title="accuracy on D_nc", ylabel="accuracy", ylim=(0, 1))
+    for ax in axes:
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=9)
+    if title:
+        fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
+    return fig
