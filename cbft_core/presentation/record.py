@@ -10,6 +10,7 @@ installed and its glued numbers can still be read back
 from __future__ import annotations
 
 import ast
+import re
 from typing import Any, Iterator
 
 __all__ = ["MIME_PREFIX", "glue", "glued_values"]
@@ -40,8 +41,13 @@ def glued_values(nb: Any) -> Iterator[tuple[str, Any]]:
             text = out.get("data", {}).get(MIME_PREFIX + "text/plain")
             if name is None or text is None:
                 continue
-            try:
-                value = ast.literal_eval(text)
-            except (ValueError, SyntaxError):
-                value = text
-            yield name, value
+            yield name, _parse(text)
+
+
+def _parse(text: str) -> Any:
+    """A glued value's text as a Python value (``np.float64(0.5)`` → 0.5); the text itself if it is none."""
+    numpy_scalar = re.fullmatch(r"np\.\w+\((.*)\)", text.strip())
+    try:
+        return ast.literal_eval(numpy_scalar[1] if numpy_scalar else text)
+    except (ValueError, SyntaxError):
+        return text
