@@ -21,7 +21,7 @@ from .widgets import figure_png, frames_explorer
 
 __all__ = ["FRAME_DPI", "FONT_PT", "render_frame", "frames_widget", "live_widget"]
 
-# A frame is 8.4 x 2.9 inches at 90 dpi: 756 px wide, the width of the book's text column at
+# A frame is 7.8 x 2.8 inches at 90 dpi: 702 px wide, within the book's text column at
 # 1300 px, so it is shown unscaled and FONT_PT (9 pt = 11 px at 90 dpi) stays above 10 px on screen.
 FRAME_DPI = 90
 FONT_PT = 9.0
@@ -30,7 +30,7 @@ StateDict = Mapping[str, torch.Tensor]
 
 
 def render_frame(grid: landscape.ExplorerGrid, i: int, j: int, images: ImageSet, labels: Sequence[str] = ("A", "B"),
-                 size: tuple[float, float] = (8.4, 2.9)) -> plt.Figure:
+                 size: tuple[float, float] = (7.8, 2.8)) -> plt.Figure:
     """One frame: the loss curve of every bend (``bends[i]`` bold, marker at ``ts[j]``) and the samples' predictions.
 
     ``images`` holds the sample images (``grid.sample_index`` of the evaluated set), in order.
