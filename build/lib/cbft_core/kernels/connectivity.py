@@ -1,0 +1,149 @@
+"""Connectivity measurements: the barrier along a path, and the trained quadratic midpoint.
+
+Loss/accuracy along a path come from :func:`cbft_core.kernels.paths.evaluate_path`;
+permutation alignment lives in :mod:`cbft_core.kernels.alignment`.
+"""
+from __future__ import annotations
+
+import copy
+import math
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.func import functional_call
+from tqdm.auto import tqdm
+
+from .data.imageset import ImageSet, batches
+from ..errors import ConfigError, NonFiniteLossError
+from .paths import check_compatible
+
+__all__ = ["barrier", "train_midpoint", "BARRIER_FORMS"]
+
+BARRIER_FORMS: tuple[str, ...] = ("entezari", "frankle")
+
+
+def barrier(values: Sequence[float], ts: Sequence[float], form: str = "entezari") -> tuple[float, float]:
+    """Height of the barrier in ``values`` (loss or error) along a path, and the t where it peaks.
+
+    ``form="entezari"``: max_t [v(t) − ((1 − t)·v(0) + t·v(1))], the rise above
+    the straight line joining the endpoints (0 at the endpoints, so ≥ 0).
+    ``form="frankle"``: max_t v(t) − (v(0) + v(1)) / 2. ``ts`` must be strictly
+    increasing from 0 to 1 and as long as ``values``. Ties go to the smallest t.
+    """
+    if form not in BARRIER_FORMS:
+        raise ConfigError(f"form must be one of {list(BARRIER_FORMS)}, got {form!r}")
+    try:
+        v = np.asarray(values, dtype=np.float64).reshape(-1)
+        t = np.asarray(ts, dtype=np.float64).reshape(-1)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError("values and ts must be sequences of numbers") from exc
+    if v.size != t.size:
+        raise ConfigError(f"values and ts must have the same length, got {v.size} and {t.size}")
+    if t.size < 2:
+        raise ConfigError(f"ts needs at least the two endpoints 0 and 1, got {t.size} point(s)")
+    if not np.all(np.isfinite(v)):
+        raise ConfigError("values contain NaN or infinity; the path evaluation diverged")
+    if not np.all(np.isfinite(t)) or t[0] != 0.0 or t[-1] != 1.0 or np.any(np.diff(t) <= 0):
+        raise ConfigError(f"ts must be strictly increasing from 0 to 1, got {t.tolist()}")
+    if form == "entezari":
+        gap = v - ((1.0 - t) * v[0] + t * v[-1])
+    else:
+        gap = v - 0.5 * (v[0] + v[-1])
+    i = int(np.argmax(gap))
+    return float(gap[i]), float(t[i])
+
+
+def _check_number(value: Any, name: str, minimum: float = 0.0, strict: bool = False) -> float:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if ok:
+        ok = value > minimum if strict else value >= minimum
+    if not ok:
+        bound = ">" if strict else ">="
+        raise ConfigError(f"{name} must be a finite number {bound} {minimum}, got {value!r}")
+    return float(value)
+
+
+def train_midpoint(
+    model_a: nn.Module,
+    model_b: nn.Module,
+    data: ImageSet,
+    *,
+    epochs: int,
+    lr: float,
+    batch_size: int = 128,
+    momentum: float = 0.9,
+    weight_decay: float = 5e-4,
+    seed: int = 0,
+    progress: bool = True,
+) -> dict[str, torch.Tensor]:
+    """Train the midpoint θM of a quadratic Bezier path θA → θM → θB; return its state dict.
+
+    θM starts at (θA + θB)/2. Each batch draws t ~ U(0, 1) from a generator
+    seeded with ``seed`` and takes an SGD step (cosine schedule to 0 over all
+    steps) on the cross-entropy of θ(t) = (1 − t)²θA + 2t(1 − t)θM + t²θB,
+    with θA and θB frozen. The gradient reaches θM through the Bezier formula
+    by autograd, so it carries the factor 2t(1 − t) that the reference code
+    applies to its learning rate. BatchNorm uses batch statistics (train mode)
+    while training; the returned BN running statistics are the endpoints'
+    mean, to be re-estimated by :func:`cbft_core.kernels.paths.evaluate_path`.
+    """
+    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+        raise ConfigError(f"epochs must be a positive int, got {epochs!r}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ConfigError(f"batch_size must be a positive int, got {batch_size!r}")
+    lr = _check_number(lr, "lr", strict=True)
+    momentum = _check_number(momentum, "momentum")
+    weight_decay = _check_number(weight_decay, "weight_decay")
+    if not isinstance(data, ImageSet) or len(data) == 0:
+        raise ConfigError("data must be a non-empty ImageSet")
+
+    sa = {k: v.detach() for k, v in model_a.state_dict().items()}
+    sb = {k: v.detach() for k, v in model_b.state_dict().items()}
+    check_compatible(sa, sb, "model_a", "model_b")
+    template = copy.deepcopy(model_a).train()
+    param_names = [name for name, _ in template.named_parameters()]
+    mid = {k: ((sa[k] + sb[k]) / 2).clone().requires_grad_(True) for k in param_names}
+
+    drop_last = len(data) > batch_size  # avoid a tiny last batch under train-mode BatchNorm
+    steps_per_epoch = len(data) // batch_size if drop_last else 1
+    opt = torch.optim.SGD(list(mid.values()), lr=lr, momentum=momentum, weight_decay=weight_decay)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs * steps_per_epoch)
+    gen = torch.Generator().manual_seed(int(seed))
+    device = next(iter(sa.values())).device
+
+    bar = tqdm(total=epochs * steps_per_epoch, desc="midpoint", disable=not progress, leave=False)
+    try:
+        for epoch in range(epochs):
+            for step, (x, y) in enumerate(
+                batches(data, batch_size, shuffle=True, generator=gen, drop_last=drop_last, device=device)
+            ):
+                t = float(torch.rand((), generator=gen))
+                wa, wm, wb = (1 - t) ** 2, 2 * t * (1 - t), t * t
+                params = {k: wa * sa[k] + wm * mid[k] + wb * sb[k] for k in param_names}
+                loss = F.cross_entropy(functional_call(template, params, (x,)), y)
+                if not torch.isfinite(loss):
+                    raise NonFiniteLossError(
+                        f"midpoint training: loss is {loss.item()} at epoch {epoch}, step {step} "
+                        f"(t={t:.3f}); lower lr (now {sched.get_last_lr()[0]:.3g})"
+                    )
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                sched.step()
+                bar.update(1)
+                bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
+    finally:
+        bar.close()
+
+    out: dict[str, torch.Tensor] = {}
+    for k, va in sa.items():
+        if k in mid:
+            out[k] = mid[k].detach().clone()
+        elif va.is_floating_point():
+            out[k] = (va + sb[k]) / 2
+        else:
+            out[k] = va.clone()
+    return out

@@ -1,0 +1,87 @@
+"""``load_base``: one entry point for every base image set."""
+from __future__ import annotations
+
+import os
+
+import torch
+
+from ...errors import ConfigError
+from .digits import load_digits
+from .imageset import ImageSet
+from ..seeding import generator
+from .shapes import SHAPE_NAMES, make_shapes
+from .torchvision_sets import TORCHVISION_SETS, load_torchvision
+
+BASE_SETS: tuple[str, ...] = ("shapes", "digits", *TORCHVISION_SETS)
+SPLITS: tuple[str, ...] = ("train", "test")
+SHAPES_DEFAULT_N = {"train": 50_000, "test": 10_000}
+
+
+def balanced_subset(labels: torch.Tensor, n: int, g: torch.Generator) -> torch.Tensor:
+    """Indices (ascending) of ``n`` samples chosen class-balanced at random.
+
+    Samples are dealt round-robin: a random first sample of every class (in
+    random class order), then a random second one, and so on; classes that
+    run out simply drop out of later rounds. The chosen indices keep the
+    data set's order.
+    """
+    keys = torch.rand(labels.shape[0], generator=g, dtype=torch.float64)
+    order = torch.argsort(labels.double() * 2 + keys)  # by class, random within class
+    counts = torch.bincount(labels)
+    starts = torch.cumsum(counts, 0) - counts
+    rank = torch.empty(labels.shape[0], dtype=torch.float64)
+    rank[order] = (torch.arange(labels.shape[0]) - starts[labels[order]]).double()
+    tie = torch.rand(labels.shape[0], generator=g, dtype=torch.float64)
+    chosen = torch.argsort(rank + tie)[:n]
+    return torch.sort(chosen).values
+
+
+def _check(name: str, split: str, n: int | None) -> None:
+    if not isinstance(name, str) or name.lower() not in BASE_SETS:
+        raise ConfigError(f"name: unknown base set {name!r}; valid names are {', '.join(BASE_SETS)}")
+    if split not in SPLITS:
+        raise ConfigError(f"split: expected one of {SPLITS}, got {split!r}")
+    if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
+        raise ConfigError(f"n: expected a positive int or None (the whole split), got {n!r}")
+
+
+def load_base(
+    name: str,
+    split: str = "train",
+    n: int | None = None,
+    seed: int = 0,
+    root: str | os.PathLike | None = None,
+    download: bool = False,
+) -> ImageSet:
+    """A base image set as uint8 RGB ``[N, 3, 32, 32]`` (see :data:`BASE_SETS`).
+
+    * ``"shapes"`` (default of the book): procedural and offline; ``seed`` and
+      ``split`` pick the random stream; ``n`` defaults to 50 000 (train) or
+      10 000 (test) and the first ``n`` images do not depend on ``n``.
+    * ``"digits"``: scikit-learn's handwritten digits (fixed 80/20 split).
+    * ``"cifar10"``, ``"cifar100"``, ``"mnist"``, ``"fashionmnist"``: torchvision
+      files under ``root`` (default ``$CBFT_DATA_DIR`` or
+      ``~/.cache/cbft_core/data``); fetched only with ``download=True`` or
+      ``CBFT_DOWNLOAD=1``, otherwise :class:`DataUnavailableError`.
+
+    For every set but shapes, ``n`` selects a seeded class-balanced subset
+    (see :func:`balanced_subset`) kept in the data set's order; ``n=None``
+    returns the whole split in its order. ``n`` above the split's size is a
+    :class:`ConfigError`.
+    """
+    _check(name, split, n)
+    name = name.lower()
+    if name == "shapes":
+        images, labels = make_shapes(SHAPES_DEFAULT_N[split] if n is None else n, split, seed)
+        return ImageSet(images, labels, SHAPE_NAMES)
+    if name == "digits":
+        images, labels, classes = load_digits(split)
+    else:
+        images, labels, classes = load_torchvision(name, split, root, download)
+    if n is not None:
+        if n > len(labels):
+            raise ConfigError(f"n: {name} ({split}) has {len(labels)} images, asked for n={n}; "
+                              f"pass n <= {len(labels)} or n=None")
+        keep = balanced_subset(labels, n, generator(name, split, "subset", int(seed)))
+        images, labels = images[keep], labels[keep]
+    return ImageSet(images.contiguous(), labels, classes)
