@@ -68,3 +68,25 @@ def test_bibliography_is_author_year_and_cited_only(built_book: Path, repo: Path
         for keys in re.findall(r"\{cite:[pt]\}`([^`]+)`", src.read_text()):
             cited |= {k.strip() for k in keys.split(",")}
     assert len(labels) == len(cited), f"the bibliography lists {len(labels)} entries, the book cites {len(cited)}"
+
+
+INTERNAL = re.compile(r"SCIENCE(\.md)?\b|DESIGN(\.md)?\b|the reference code|a prototype of this chapter|\bDFR\b"
+                      r"|the shared folder")
+
+
+def test_no_internal_document_names(repo: Path):
+    """The book's text and code, the README and the presentation layer cite the paper, a page or the library,
+    never internal notes. (Sources only: outputs are regenerated when the chapters are executed.)"""
+    import nbformat
+
+    texts = {p: p.read_text() for p in [repo / "README.md", *(repo / "book").glob("*.md"),
+                                           *(repo / "cbft_core" / "presentation").glob("*.py")]}
+    for path in (repo / "book").glob("*.ipynb"):
+        texts[path] = "\n".join(c.source for c in nbformat.read(path, as_version=4).cells)
+    for path, text in texts.items():
+        found = INTERNAL.search(text)
+        assert not found, f"{path.relative_to(repo)} names {found[0]!r}"
+    for path in (repo / "book").glob("*.ipynb"):
+        prose = "\n".join(c.source for c in nbformat.read(path, as_version=4).cells if c.cell_type == "markdown")
+        code_names = re.findall(r"`(cfg\.\w+|parent_epochs|child_epochs)`", prose)
+        assert not code_names, f"{path.name}: prose prints code names {code_names} instead of their values"
