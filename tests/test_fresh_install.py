@@ -53,8 +53,12 @@ def test_book_extra_covers_what_the_chapters_import():
                     reason="slow (every chapter at tiny, ≈ 7 min): set CBFT_FRESH_INSTALL=1")
 def test_chapters_run_from_a_fresh_install(tmp_path: Path):
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
-    run = lambda *args, **kw: subprocess.run(args, check=True, capture_output=True, text=True,  # noqa: E731
-                                             env=env, timeout=1800, **kw)
+
+    def run(*args: str, cwd: str | None = None) -> subprocess.CompletedProcess:
+        proc = subprocess.run(args, capture_output=True, text=True, env=env, timeout=1800, cwd=cwd)
+        assert proc.returncode == 0, f"{' '.join(args[:3])} ... failed:\n{proc.stdout[-1500:]}\n{proc.stderr[-3000:]}"
+        return proc
+
     wheels = tmp_path / "wheels"
     run(sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-w", str(wheels), str(REPO))
     venv = tmp_path / "venv"
