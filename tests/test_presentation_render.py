@@ -162,3 +162,24 @@ def test_regression_rule():
     assert len(problems) == 3
     assert "ch03_barrier_cue_nocue: committed 0.5, re-executed 0.7" in problems[0]
     assert "ch02_n_cue: committed 4000, re-executed 4001" in problems[1] and "ch06_paper_low" in problems[2]
+
+
+def test_executed_chapters_keep_no_progress_bars(tmp_path):
+    """The CLI's execution path (python -m cbft_core chapter|book|refresh) leaves no bar in the notebook."""
+    from cbft_core.presentation import cli
+
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.cells = [nbformat.v4.new_code_cell("import os\nprint('progress', os.environ.get('CBFT_PROGRESS'))"),
+                nbformat.v4.new_code_cell("from tqdm.auto import tqdm\nfor _ in tqdm(range(3), disable=False):\n"
+                                          "    pass\nprint('done')")]
+    src = tmp_path / "bars.ipynb"
+    nbformat.write(nb, src)
+    out = cli.execute_chapter(src, tmp_path / "out", {}, progress=False)
+    done = nbformat.read(out, as_version=4)
+    texts = [o.get("text", "") for c in done.cells for o in c.outputs]
+    assert "progress 0\n" in texts and "done\n" in texts
+    views = [o for c in done.cells for o in c.outputs if progress.WIDGET_VIEW in o.get("data", {})]
+    state = done.metadata.get("widgets", {}).get(progress.WIDGET_STATE, {}).get("state", {})
+    assert not views and not any(m["model_name"] == "FloatProgressModel" for m in state.values())
+    assert not any(progress.is_progress_text(t) for t in texts)
