@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -59,8 +60,11 @@ def test_chapters_run_from_a_fresh_install(tmp_path: Path):
         assert proc.returncode == 0, f"{' '.join(args[:3])} ... failed:\n{proc.stdout[-1500:]}\n{proc.stderr[-3000:]}"
         return proc
 
+    source = tmp_path / "source"  # a copy, so that the build leaves nothing in the checkout
+    shutil.copytree(REPO, source, ignore=shutil.ignore_patterns(".git", ".venv", "_build", "build", "book",
+                                                                "*.egg-info", "__pycache__", "runs", ".cache"))
     wheels = tmp_path / "wheels"
-    run(sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-w", str(wheels), str(REPO))
+    run(sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-w", str(wheels), str(source))
     venv = tmp_path / "venv"
     run(sys.executable, "-m", "venv", str(venv))
     python = venv / "bin" / "python"

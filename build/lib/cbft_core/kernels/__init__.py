@@ -1,1 +1,0 @@
-"""Kernels: data, models, paths, barriers, alignment, training and fine-tuning; nothing here knows of presets or the book."""

@@ -1,1 +1,0 @@
-"""The study: presets, the model zoo, cached experiments, the pipeline, the claims and the cache; composes the kernels."""
