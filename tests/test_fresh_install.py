@@ -8,7 +8,7 @@ an option here (offline tests), so the new environment takes the third-party
 packages from the interpreter running the tests through one ``.pth`` line:
 only ``cbft_core`` itself comes from the wheel, and the test checks that the
 chapters import it from the new environment. It takes about as long as the
-chapters at ``tiny`` (≈ 7 minutes on 2 cores), too slow for every CI run: it
+chapters at ``tiny`` (1 min 45 s to 4 min on 2 shared cores), too slow for every CI run: it
 runs when ``CBFT_FRESH_INSTALL=1``.
 """
 from __future__ import annotations
@@ -51,7 +51,7 @@ def test_book_extra_covers_what_the_chapters_import():
 
 
 @pytest.mark.skipif(os.environ.get("CBFT_FRESH_INSTALL") != "1",
-                    reason="slow (every chapter at tiny, ≈ 7 min): set CBFT_FRESH_INSTALL=1")
+                    reason="slow (every chapter at tiny, 2-4 min): set CBFT_FRESH_INSTALL=1")
 def test_chapters_run_from_a_fresh_install(tmp_path: Path):
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
 
