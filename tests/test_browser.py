@@ -150,3 +150,93 @@ def test_explorer_moves_offline(built_book: Path, served_book: str):
     assert external == [], f"the page asked for {len(external)} resources outside the book: {external[:5]}"
     assert failed == [], f"requests that failed on the book's own server: {failed[:5]}"
     assert errors == [], f"JavaScript errors on the page: {errors[:3]}"
+
+
+def _open(browser, served_book: str, name: str, width: int, external: list[str]):
+    page = browser.new_page(viewport={"width": width, "height": 900})
+    page.set_default_timeout(TIMEOUT_MS)
+    page.route("**/*", lambda r: r.continue_() if r.request.url.startswith(served_book)
+               else (external.append(r.request.url), r.abort()))
+    page.goto(served_book + f"{name}.html", wait_until="load")
+    page.wait_for_timeout(500)  # widgets render after load
+    return page
+
+
+# Elements of the article that scroll sideways, with their scrolled and visible widths.
+_SCROLLERS = """() => [...document.querySelectorAll('article *')].filter(el =>
+    ['auto', 'scroll'].includes(getComputedStyle(el).overflowX) && el.scrollWidth > el.clientWidth + 8)
+    .map(el => `${el.tagName}.${el.className.slice(0, 30)} ${el.scrollWidth}/${el.clientWidth}`)"""
+
+
+def test_no_horizontal_scrolling(built_book: Path, served_book: str):
+    """At 1300 px nothing scrolls sideways; at 400 px the page itself does not (a wide table may, inside)."""
+    _require_browser()
+    from playwright.sync_api import sync_playwright
+
+    external: list[str] = []
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            for name in toc_files():
+                for width in (1300, 400):
+                    page = _open(browser, served_book, name, width, external)
+                    page_width = page.evaluate("document.documentElement.scrollWidth")
+                    assert page_width <= width, f"{name} at {width} px: the page is {page_width} px wide"
+                    if width == 1300:
+                        scrollers = [s for s in page.evaluate(_SCROLLERS) if not s.startswith("MJX")]
+                        assert not scrollers, f"{name} at 1300 px: blocks scroll sideways: {scrollers[:4]}"
+                    page.close()
+        finally:
+            browser.close()
+
+
+def test_explorer_sliders_usable_at_400px(built_book: Path, served_book: str):
+    _require_browser()
+    _require_chapter(built_book)
+    from playwright.sync_api import sync_playwright
+
+    external: list[str] = []
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = _open(browser, served_book, CHAPTER, 400, external)
+            tracks = page.locator(".widget-slider .noUi-target")
+            tracks.first.wait_for(state="attached")
+            widths = [tracks.nth(k).bounding_box()["width"] for k in range(tracks.count())]
+            assert widths and min(widths) >= 120, f"slider tracks at 400 px: {widths} px"
+            image = page.locator(".widget-image:visible").first.bounding_box()
+            assert image["x"] >= 0 and image["x"] + image["width"] <= 400, "the explorer frame leaves the page"
+        finally:
+            browser.close()
+
+
+KERNEL_WIDGETS = {"book/01_mode_connectivity": 1, "book/02_spurious_data": 1}
+
+
+def test_kernel_widgets_say_they_need_a_kernel(built_book: Path, served_book: str):
+    """A widget that only works with a kernel comes right after a visible note saying so."""
+    _require_browser()
+    from playwright.sync_api import sync_playwright
+
+    external: list[str] = []
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            for name, count in KERNEL_WIDGETS.items():
+                if name not in toc_files():
+                    continue
+                page = _open(browser, served_book, name, 1300, external)
+                notes = page.locator(".cbft-needs-kernel")
+                assert notes.count() == count, f"{name}: {notes.count()} kernel notes, expected {count}"
+                for k in range(count):
+                    note = notes.nth(k)
+                    assert note.is_visible() and "kernel" in note.inner_text().lower()
+                    # the first code cell after the note holds the widget
+                    follows = note.evaluate("""n => { const all = [...document.querySelectorAll('div.cell')];
+                        const after = all.find(c => n.compareDocumentPosition(c) & Node.DOCUMENT_POSITION_FOLLOWING);
+                        return after ? after.querySelectorAll('.widget-vbox, .jupyter-widgets').length : 0; }""")
+                    assert follows > 0, f"{name}: no widget right after the kernel note"
+                page.close()
+        finally:
+            browser.close()
+    assert external == [], f"outside requests: {external[:3]}"

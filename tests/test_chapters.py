@@ -7,6 +7,7 @@ the `tiny` preset, which proves that the parameters cell drives the chapter.
 from __future__ import annotations
 
 import re
+import tempfile
 from pathlib import Path
 
 import nbformat
@@ -72,6 +73,7 @@ def test_papermill_tiny(path: Path, tmp_path: Path):
     nb.cells.append(nbformat.v4.new_code_cell(PROBE))
     source, out = tmp_path / f"probe-{path.name}", tmp_path / path.name
     nbformat.write(nb, source)
+    scratch_before = set(Path(tempfile.gettempdir()).glob("cbft-replication-*"))
     papermill.execute_notebook(
         str(source), str(out), parameters={"preset": "tiny"}, cwd=str(path.parent),
         kernel_name="python3", progress_bar=False,
@@ -83,3 +85,77 @@ def test_papermill_tiny(path: Path, tmp_path: Path):
     from cbft_core.study import presets
 
     assert probe.strip() == f"chapter ran with preset tiny {presets.get('tiny').n_train}"
+    left = set(Path(tempfile.gettempdir()).glob("cbft-replication-*")) - scratch_before
+    assert not left, f"the chapter left temporary folders behind: {sorted(map(str, left))}"
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=IDS)
+def test_committed_outputs_have_no_progress_bars(path: Path):
+    """tqdm leaves widget views (a box holding a progress model) or text bars; neither may be committed."""
+    from cbft_core.presentation import progress
+
+    nb = nbformat.read(path, as_version=4)
+    state = nb.metadata.get("widgets", {}).get(progress.WIDGET_STATE, {}).get("state", {})
+    bars = [m for m in state.values() if m.get("model_name") in ("FloatProgressModel", "IntProgressModel")]
+    assert not bars, f"{len(bars)} progress widgets in the saved widget state"
+    for cell in code_cells(nb):
+        for out in cell.get("outputs", []):
+            text = str(out.get("text", "")) + str(out.get("data", {}).get("text/plain", ""))
+            assert not progress.is_progress_text(text), f"a progress bar in the outputs: {text[:120]!r}"
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=IDS)
+def test_install_cell_follows_the_setting(path: Path):
+    """The first code cell installs cbft_core[book] pinned as _config.yml says (one setting for every chapter)."""
+    from cbft_core.presentation import launch
+
+    config = launch.read_config(REPO)
+    first = code_cells(nbformat.read(path, as_version=4))[0].source
+    assert first == launch.install_cell(config), (
+        "the install cell differs from the setting: run `python -m cbft_core.presentation.launch`")
+    ref = config["sphinx"]["config"]["cbft_install_ref"]
+    assert re.fullmatch(r"v\d+\.\d+\.\d+|[0-9a-f]{40}", ref), f"cbft_install_ref {ref!r}: a release tag or a commit"
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=IDS)
+def test_chapters_run_without_myst_nb(path: Path):
+    """Chapters glue through cbft_core.presentation.record, never by importing myst_nb themselves."""
+    for cell in code_cells(nbformat.read(path, as_version=4)):
+        assert not re.search(r"^\s*(from|import) myst_nb", cell.source, re.M), "import myst_nb in a chapter"
+
+
+def test_papermill_parameters_are_parsed(tmp_path: Path):
+    """papermill sees exactly the names the parameters cell assigns (quotes in comments used to break this)."""
+    from papermill.inspection import inspect_notebook
+
+    for path in CHAPTERS:
+        nb = nbformat.read(path, as_version=4)
+        cell = next(c for c in code_cells(nb) if "parameters" in c.metadata.get("tags", []))
+        assigned = set(re.findall(r"^(\w+)\s*=", cell.source, re.M))
+        assert set(inspect_notebook(str(path))) == assigned, path.name
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=IDS)
+def test_glued_numbers_reproduce(path: Path):
+    """The numbers a chapter glues, re-executed, match the committed ones within their tolerance.
+
+    Rule (cbft_core.presentation.regression, book/maintaining.md "Numeric regression check"):
+    |re-executed − committed| ≤ max(3 · spread over seeds, floor of the number's kind), the spread
+    being the standard deviation the chapter glues as ``<name>_std``. The re-executed notebooks are
+    read from CBFT_FRESH_CHAPTERS (a folder of chapters executed at their committed parameters, e.g.
+    by ``python -m cbft_core book --preset cpu --out DIR``), so this check adds no execution itself.
+    """
+    import os
+
+    from cbft_core.presentation import regression
+
+    fresh_dir = os.environ.get("CBFT_FRESH_CHAPTERS")
+    if not fresh_dir:
+        pytest.skip("CBFT_FRESH_CHAPTERS is not set: no re-executed chapters to compare")
+    fresh_path = Path(fresh_dir) / path.name
+    assert fresh_path.is_file(), f"no re-executed {path.name} in {fresh_dir}"
+    committed = regression.glued([nbformat.read(path, as_version=4)])
+    fresh = regression.glued([nbformat.read(fresh_path, as_version=4)])
+    assert committed, "the committed chapter glues no number"
+    problems = regression.compare(committed, fresh, path.stem)
+    assert not problems, "\n".join(problems)

@@ -75,16 +75,20 @@ def execute_chapter(path: Path, out: Path, parameters: dict[str, Any], progress:
     """Execute one chapter with papermill, injecting ``parameters``; returns the executed notebook's path."""
     import papermill
 
+    from . import progress as bars
+
     if not path.exists():
         raise CbftError(f"chapter {path} does not exist; chapters: {[c.name for c in chapters()]}")
     out.mkdir(parents=True, exist_ok=True)
     target = out / path.name
     try:
-        papermill.execute_notebook(str(path), str(target), parameters=parameters, cwd=str(path.parent),
-                                   kernel_name="python3", progress_bar=progress)
+        with bars.non_interactive():  # no progress bars in the executed notebook (CBFT_PROGRESS=0)
+            papermill.execute_notebook(str(path), str(target), parameters=parameters, cwd=str(path.parent),
+                                       kernel_name="python3", progress_bar=progress)
     except papermill.PapermillExecutionError as exc:
         raise CbftError(f"{path.name} failed in cell {exc.cell_index}: {exc.ename}: {exc.evalue} "
                         f"(executed notebook: {target})") from None
+    bars.clean_file(target)  # and none of the bars that the kernels draw regardless
     return target
 
 

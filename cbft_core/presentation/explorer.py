@@ -19,13 +19,18 @@ from ..kernels import landscape
 from ..kernels.data.imageset import ImageSet
 from .widgets import figure_png, frames_explorer
 
-__all__ = ["render_frame", "frames_widget", "live_widget"]
+__all__ = ["FRAME_DPI", "FONT_PT", "render_frame", "frames_widget", "live_widget"]
+
+# A frame is 7.8 x 2.8 inches at 90 dpi: 702 px wide, within the book's text column at
+# 1300 px, so it is shown unscaled and FONT_PT (9 pt = 11 px at 90 dpi) stays above 10 px on screen.
+FRAME_DPI = 90
+FONT_PT = 9.0
 
 StateDict = Mapping[str, torch.Tensor]
 
 
 def render_frame(grid: landscape.ExplorerGrid, i: int, j: int, images: ImageSet, labels: Sequence[str] = ("A", "B"),
-                 size: tuple[float, float] = (7.5, 2.5)) -> plt.Figure:
+                 size: tuple[float, float] = (7.8, 2.8)) -> plt.Figure:
     """One frame: the loss curve of every bend (``bends[i]`` bold, marker at ``ts[j]``) and the samples' predictions.
 
     ``images`` holds the sample images (``grid.sample_index`` of the evaluated set), in order.
@@ -45,11 +50,11 @@ def render_frame(grid: landscape.ExplorerGrid, i: int, j: int, images: ImageSet,
     ax.plot([grid.ts[0], grid.ts[-1]], [grid.loss[i, 0], grid.loss[i, -1]], "--", lw=0.8, color="C0")
     ax.plot(grid.ts[j], grid.loss[i, j], "o", ms=8, color="C3")
     ax.set_title(f"bend {grid.bends[i]:g}, t = {grid.ts[j]:.2f}: loss {grid.loss[i, j]:.2f}, "
-                 f"acc {grid.acc[i, j]:.2f}", fontsize=8)
-    ax.set_xlabel(f"t  ({labels[0]} → {labels[1]})", fontsize=8)
-    ax.set_ylabel("loss", fontsize=8)
+                 f"acc {grid.acc[i, j]:.2f}", fontsize=FONT_PT)
+    ax.set_xlabel(f"t  ({labels[0]} → {labels[1]})", fontsize=FONT_PT)
+    ax.set_ylabel("loss", fontsize=FONT_PT)
     ax.set_ylim(0, max(1e-3, 1.05 * float(np.max(grid.loss))))
-    ax.tick_params(labelsize=7)
+    ax.tick_params(labelsize=FONT_PT)
     for s in range(k):
         ax_img = fig.add_subplot(spec[0, 2 + s])
         ax_img.imshow(images.images[s].permute(1, 2, 0).numpy(), interpolation="nearest")
@@ -58,13 +63,13 @@ def render_frame(grid: landscape.ExplorerGrid, i: int, j: int, images: ImageSet,
         p = grid.probs[i, j, s]
         pred = int(np.argmax(p))
         ok = pred == int(grid.labels[s])
-        ax_img.set_title(f"{grid.classes[pred]}\n{p[pred]:.0%}", fontsize=7, color="green" if ok else "red")
+        ax_img.set_title(f"{grid.classes[pred]}\n{p[pred]:.0%}", fontsize=FONT_PT, color="green" if ok else "red")
     fig.tight_layout()
     return fig
 
 
-def frames_widget(grid: landscape.ExplorerGrid, images: ImageSet, labels: Sequence[str] = ("A", "B"), dpi: int = 60,
-                  start: tuple[int, int] = (0, 0), progress: bool = True):
+def frames_widget(grid: landscape.ExplorerGrid, images: ImageSet, labels: Sequence[str] = ("A", "B"), dpi: int = FRAME_DPI,
+                  start: tuple[int, int] = (0, 0), progress: bool | None = None):
     """The kernel-free explorer over ``grid`` (sliders ``jslink``-ed to precomputed PNG frames)."""
     return frames_explorer(lambda i, j: figure_png(render_frame(grid, i, j, images, labels), dpi=dpi),
                            grid.bends.tolist(), grid.ts.tolist(), row_name="bend", col_name="t",
@@ -73,7 +78,7 @@ def frames_widget(grid: landscape.ExplorerGrid, images: ImageSet, labels: Sequen
 
 def live_widget(model_a: nn.Module, model_b: nn.Module, midpoint: StateDict, data: ImageSet,
                 sample_index: Sequence[int], ts: Sequence[float], *, bn_images: int = 500,
-                batch_size: int = 1000, labels: Sequence[str] = ("A", "B"), dpi: int = 60):
+                batch_size: int = 1000, labels: Sequence[str] = ("A", "B"), dpi: int = FRAME_DPI):
     """Sliders for the bend and t that recompute the path when moved (needs a running kernel).
 
     A new bend evaluates its whole loss curve at ``ts`` plus the chosen t

@@ -10,6 +10,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from ..study.pipeline import PATH_PAIRS, VIEW_KEYS
+from ..study.replication import NAMES
 from . import plots
 
 __all__ = ["view_bars", "study_figures", "SWEEP_PAIRS", "sweep_figure", "sweep_figures"]
@@ -28,10 +29,10 @@ def view_bars(block: dict[str, dict[str, list[float]]], chance: float, ax: Any =
                color=plots.VIEW_COLOURS[view], capsize=2)
     ax.axhline(chance, color="k", ls=":", lw=1, label="chance")
     ax.set_xticks(range(len(methods)))
-    ax.set_xticklabels(methods, fontsize=8)
+    ax.set_xticklabels([NAMES.get(m, m) for m in methods], fontsize=9)
     ax.set_ylabel("accuracy")
     ax.set_ylim(0, 1)
-    ax.legend(fontsize=7, ncol=5, loc="lower center", bbox_to_anchor=(0.5, 1.0))
+    ax.legend(fontsize=9, ncol=5, loc="lower center", bbox_to_anchor=(0.5, 1.0))
     ax.figure.tight_layout()
     return ax.figure
 
@@ -56,7 +57,7 @@ def study_figures(results: dict[str, Any], out: str | os.PathLike) -> list[Path]
     _save(fig, written[-1])
 
     fig = Figure(figsize=(4.6, 3.2))
-    plots.barrier_bars({m: v["midpoint_loss_to_cue"] for m, v in results["finetune"].items()}, ax=fig.subplots(),
+    plots.barrier_bars({NAMES.get(m, m): v["midpoint_loss_to_cue"] for m, v in results["finetune"].items()}, ax=fig.subplots(),
                        ylabel="midpoint loss − chord (cue data)", title="Path back to the cue model")
     written.append(out / "finetune_midpoint_loss.png")
     _save(fig, written[-1])

@@ -65,6 +65,10 @@ def _drop_repeated_scripts(app: Any, pagename: str, templatename: str, context: 
 
 def setup(app: Any) -> dict[str, Any]:
     """Register the hooks: at config-inited (MyST-NB and MathJax read these values later) and per page."""
+    from .bibstyle import register
+
+    register()  # the bibliography's author-year labels (bibtex_default_style: author_year)
+    app.add_config_value("cbft_install_ref", "main", "env")  # read by cbft_core.presentation.launch
     app.connect("config-inited", _choose_sources)
     app.connect("html-page-context", _drop_repeated_scripts)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

@@ -49,19 +49,23 @@ def frames_explorer(
     row_name: str = "bend",
     col_name: str = "t",
     start: tuple[int, int] = (0, 0),
-    progress: bool = True,
+    progress: bool | None = None,
 ) -> w.VBox:
     """An explorer over a grid of frames: ``render(i, j)`` gives the PNG at ``rows[i]``, ``cols[j]``.
 
     Two sliders select the row and the column; each is ``jslink``-ed to the
     containers' ``selected_index``, so the explorer needs no kernel to move.
     The sliders show indices; the value each index stands for is in the label
-    under them and in each frame's own title.
+    under them and in each frame's own title. A progress bar shows while the
+    frames render (``progress``; None: :func:`cbft_core.presentation.progress.enabled`).
     """
     from tqdm.auto import tqdm
 
+    from .progress import enabled
+
     total = len(rows) * len(cols)
-    bar = tqdm(total=total, desc="rendering frames", disable=not progress, leave=False)
+    show_bar = enabled() if progress is None else progress
+    bar = tqdm(total=total, desc="rendering frames", disable=not show_bar, leave=False)
     inner = []
     for i in range(len(rows)):
         frames = []
