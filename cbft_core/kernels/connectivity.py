@@ -106,8 +106,8 @@ def train_midpoint(
     seeded with ``seed`` and takes an SGD step (cosine schedule to 0 over all
     steps) on the cross-entropy of θ(t) = (1 − t)²θA + 2t(1 − t)θM + t²θB,
     with θA and θB frozen. The gradient reaches θM through the Bezier formula
-    by autograd, so it carries the factor 2t(1 − t) that the reference code
-    applies to its learning rate. BatchNorm uses batch statistics (train mode)
+    by autograd, so it carries the factor 2t(1 − t) that the authors' public code
+    (github.com/EkdeepSLubana/MMC) applies to its learning rate. BatchNorm uses batch statistics (train mode)
     while training; the returned BN running statistics are the endpoints'
     mean, to be re-estimated by :func:`cbft_core.kernels.paths.evaluate_path`.
     """
