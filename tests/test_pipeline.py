@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from cbft_core.kernels import finetune, models, train
+from cbft_core.kernels import connectivity, finetune, models, train
 from cbft_core.study import cache, claims, experiments, pipeline, presets, replication
 from cbft_core.presentation import figures, tables
 from cbft_core.errors import ConfigError
@@ -32,17 +32,29 @@ def study(tmp_path_factory):
     mp.setenv(cache.ENV_VAR, str(cache_dir))
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # these tensors are tiny: one thread avoids OpenMP overhead on a busy machine
-    seen = {"train": 0, "eval": 0}  # images through every model's features, with / without gradients
+    # images through every model's features, with / without gradients; "midpoint": the training ones
+    # seen while the midpoint trains (through functional_call on a template module)
+    seen = {"train": 0, "eval": 0, "midpoint": 0}
     features = models.ConvNet.features
+    train_midpoint = connectivity.train_midpoint
 
     def counting(self, x):
         seen["train" if torch.is_grad_enabled() else "eval"] += x.shape[0]
         return features(self, x)
 
+    def counting_midpoint(*args, **kwargs):
+        before = seen["train"]
+        try:
+            return train_midpoint(*args, **kwargs)
+        finally:
+            seen["midpoint"] += seen["train"] - before
+
     try:
         mp.setattr(models.ConvNet, "features", counting)
+        mp.setattr(connectivity, "train_midpoint", counting_midpoint)
         first = pipeline.run("tiny", SEEDS, out, progress=False, **SMALL)
         mp.setattr(models.ConvNet, "features", features)
+        mp.setattr(connectivity, "train_midpoint", train_midpoint)
         written = json.loads((out / "results.json").read_text())
         files_after_first = _files(cache_dir)
 
@@ -66,8 +78,8 @@ def test_schema(study):
     assert res["preset"] == "tiny" and res["cue"] == "box" and res["seeds"] == SEEDS
     assert math.isclose(res["chance"], 0.1)
     assert set(res) == {"preset", "cue", "seeds", "chance", "models", "paths", "quadratic", "finetune"}
-    assert set(res["models"]) == {"cue", "nocue"}
-    assert set(res["paths"]) == {"cue-nocue", "nocue-nocue", "cue-cue"}
+    assert set(res["models"]) == {"cue", "nocue", "cue100"}
+    assert set(res["paths"]) == {"cue-nocue", "nocue-nocue", "cue-cue", "cue100-nocue"}
     assert set(res["finetune"]) == set(experiments.FT_METHODS)
     for views in res["models"].values():
         assert set(views) == set(VIEWS)
@@ -135,10 +147,15 @@ def test_replication_table(study):
 
 
 def test_workload_is_what_the_run_put_through_the_models(study):
-    """The cold run's images, counted at every model's features (with gradients: training), per seed."""
+    """The cold run's images, counted at every model's features (with gradients: training; without:
+    evaluation), are the workload of each seed: five children, the midpoint, the linear and Bezier paths."""
     cfg = presets.get("tiny", **SMALL)
     predicted = replication.workload(cfg)
-    assert study["seen"] == {k: len(SEEDS) * int(v) for k, v in predicted.items()}
+    seen = study["seen"]
+    assert {k: seen[k] for k in ("train", "eval")} == {k: len(SEEDS) * int(v) for k, v in predicted.items()}
+    # the midpoint's functional_call passes reach the count: full batches of the cue training data
+    assert cfg.n_train > cfg.batch_size and cfg.n_train % cfg.batch_size
+    assert seen["midpoint"] == len(SEEDS) * cfg.midpoint_epochs * (cfg.n_train // cfg.batch_size) * cfg.batch_size
 
 
 def test_estimate_hours_from_the_workload():
@@ -148,6 +165,8 @@ def test_estimate_hours_from_the_workload():
                         2 * (w["train"] + w["eval"] / 3) / 1000 / 3600)
     with pytest.raises(ConfigError, match="train_images_per_s"):
         replication.estimate_hours(cfg, 0)
+    with pytest.raises(ConfigError, match="unknown fine-tuning method 'sgd'"):
+        replication.finetune_train_images(cfg, "sgd")
 
 
 def test_validate_rejects_bad_results(study):

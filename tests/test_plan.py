@@ -30,11 +30,29 @@ def test_cold_plan_is_the_workload_of_every_seed(empty_cache, name, cue):
     assert p.work() == p.work(needed_only=False) == {k: int(v) * len(cfg.seeds) for k, v in w.items()}
     assert all(s.needed and not s.cached for s in p.steps)
     per_seed = [s for s in p.steps if s.seed == cfg.seeds[0]]
-    assert sum(s.kind == "model" and s.name.startswith("child") for s in per_seed) == 4
-    assert sum(s.name.startswith("path") for s in per_seed) == len(pipeline.PATH_PAIRS)
+    # cue, nocue, cue100 (branch 0) and the second branches of nocue and cue
+    assert sum(s.kind == "model" and s.name.startswith("child") for s in per_seed) == 5
+    assert sum(s.name.startswith("view accuracies") for s in per_seed) == 3
+    assert sum(s.name.startswith("path") for s in per_seed) == len(pipeline.PATH_PAIRS) == 4
+    mid = next(s for s in per_seed if s.name == "midpoint cue-nocue")
+    assert mid.kind == "model" and mid.epochs == cfg.midpoint_epochs
+    assert mid.train_images == cfg.midpoint_epochs * (cfg.n_train // cfg.batch_size) * cfg.batch_size
+    bezier = next(s for s in per_seed if s.name == "bezier path cue-nocue")
+    assert bezier.kind == "measurement" and bezier.train_images == 0 and bezier.eval_images > 0
     assert sum(s.name.startswith("fine-tune") for s in per_seed) == len(experiments.FT_METHODS)
     parent = next(s for s in per_seed if s.name == "parent")
     assert parent.epochs == cfg.parent_epochs and parent.train_images == cfg.parent_epochs * cfg.n_train
+
+
+def test_a_child_shared_by_two_names_is_planned_once(empty_cache):
+    """With every training image cued, the cue and cue100 children are one model with one view entry."""
+    p = plan.make("tiny", "box", [0], proportion=1.0)
+    names = [s.name for s in p.steps]
+    assert sum(n.startswith("child") for n in names) == 4 and names.count("child p=1 branch 0") == 1
+    assert sum(n.startswith("view accuracies") for n in names) == 2
+    w = replication.workload(presets.get("tiny", proportion=1.0))
+    assert p.work() == {k: int(v) for k, v in w.items()}
+    assert w["train"] < replication.workload(presets.get("tiny"))["train"]
 
 
 def test_plan_after_a_run_reads_the_cache_and_follows_dependencies(empty_cache, tmp_path):
@@ -50,6 +68,20 @@ def test_plan_after_a_run_reads_the_cache_and_follows_dependencies(empty_cache, 
     assert warm.work() == {"train": 0, "eval": 0}
     # max_batches caps an epoch's images: 2 batches of 64
     assert next(s for s in warm.steps if s.name == "parent").train_images == cfg.parent_epochs * 2 * cfg.batch_size
+
+    names = {s.name for s in warm.steps}
+    assert {"child p=1 branch 0", "view accuracies (cue100 model)", "path cue100-nocue", "midpoint cue-nocue",
+            "bezier path cue-nocue"} <= names
+
+    cache.entry_path("path", experiments.path_key(cfg, 0, "cue-nocue", "box", "bezier"), ".json").unlink()
+    needed = {s.name for s in plan.make("tiny", "box", [0], **SMALL).steps if s.needed}
+    assert needed == {"bezier path cue-nocue"}  # its midpoint and children are cached
+    cache.entry_path("midpoint", experiments.midpoint_key(cfg, 0, "cue-nocue", "box"), ".pt").unlink()
+    cache.entry_path("child-views", experiments.child_views_key(cfg, 0, 1.0, 0, "box"), ".json").unlink()
+    needed = {s.name for s in plan.make("tiny", "box", [0], **SMALL).steps if s.needed}
+    assert needed == {"bezier path cue-nocue", "midpoint cue-nocue", "view accuracies (cue100 model)"}
+    pipeline.run("tiny", [0], tmp_path / "out", progress=False, **SMALL)  # recomputes just those
+    assert all(s.cached and not s.needed for s in plan.make("tiny", "box", [0], **SMALL).steps)
 
     summary = cache.entry_path("finetune-summary", experiments.summary_key(cfg, 0, "cbft", cfg.n_clean), ".json")
     summary.unlink()

@@ -21,7 +21,7 @@ from .optim import SGDConfig
 from ..errors import ConfigError, NonFiniteLossError
 from .paths import check_compatible
 
-__all__ = ["barrier", "train_midpoint", "BARRIER_FORMS"]
+__all__ = ["barrier", "train_midpoint", "midpoint_batches", "BARRIER_FORMS"]
 
 BARRIER_FORMS: tuple[str, ...] = ("entezari", "frankle")
 
@@ -87,6 +87,17 @@ def transition_width(values: Sequence[float], ts: Sequence[float], low: float = 
     return crossing(high) - crossing(low)
 
 
+def midpoint_batches(n_images: int, batch_size: int) -> tuple[int, int]:
+    """Steps per epoch of :func:`train_midpoint` on ``n_images`` images, and the images of each step.
+
+    Only full batches when the set is larger than one (a tiny last batch would
+    skew train-mode BatchNorm); otherwise one step on every image.
+    """
+    check_int("n_images", n_images, minimum=1)
+    check_int("batch_size", batch_size, minimum=1)
+    return (n_images // batch_size, batch_size) if n_images > batch_size else (1, n_images)
+
+
 def train_midpoint(
     model_a: nn.Module,
     model_b: nn.Module,
@@ -106,8 +117,8 @@ def train_midpoint(
     seeded with ``seed`` and takes an SGD step (cosine schedule to 0 over all
     steps) on the cross-entropy of θ(t) = (1 − t)²θA + 2t(1 − t)θM + t²θB,
     with θA and θB frozen. The gradient reaches θM through the Bezier formula
-    by autograd, so it carries the factor 2t(1 − t) that the reference code
-    applies to its learning rate. BatchNorm uses batch statistics (train mode)
+    by autograd, so it carries the factor 2t(1 − t) that the authors' public code
+    (github.com/EkdeepSLubana/MMC) applies to its learning rate. BatchNorm uses batch statistics (train mode)
     while training; the returned BN running statistics are the endpoints'
     mean, to be re-estimated by :func:`cbft_core.kernels.paths.evaluate_path`.
     """
@@ -124,8 +135,8 @@ def train_midpoint(
     param_names = [name for name, _ in template.named_parameters()]
     mid = {k: ((sa[k] + sb[k]) / 2).clone().requires_grad_(True) for k in param_names}
 
-    drop_last = len(data) > batch_size  # avoid a tiny last batch under train-mode BatchNorm
-    steps_per_epoch = len(data) // batch_size if drop_last else 1
+    steps_per_epoch, per_step = midpoint_batches(len(data), batch_size)
+    drop_last = per_step < len(data)
     opt, sched = sgd.make(list(mid.values()), epochs * steps_per_epoch, steps_per_epoch)
     gen = torch.Generator().manual_seed(int(seed))
     device = next(iter(sa.values())).device

@@ -8,25 +8,26 @@ input model is never modified). Methods:
   are computed once (eval mode) and a *fresh* linear head (``head_init="warm"``
   starts from the current head instead) is fitted on them by full-batch
   L-BFGS on mean cross-entropy + ``head_weight_decay/2·‖W‖²`` (float64). This
-  convex problem has one optimum, so unlike the reference's SGD (lr 30, 200
-  epochs) it needs no learning rate. ``epochs``/``lr`` are validated but unused.
+  convex problem has one optimum, so unlike the SGD (lr 30, 200 epochs) of the
+  authors' public code (github.com/EkdeepSLubana/MMC) it needs no learning
+  rate. ``epochs``/``lr`` are validated but unused.
 - ``lpft``: ``llrt``, then ``ft`` with ``epochs``/``lr``.
 - ``cbft``: connectivity-based fine-tuning; per batch two SGD updates of θ
   (initialised at the input model θc, which is kept frozen):
 
   1. barrier step: t ∈ [0.25, 0.75] drawn as ``0.5 + 0.25·clip(2z, −1, 1)``,
-     z ~ N(0, 1) (the reference's ``0.5 + 0.5·clip(z, −0.5, 0.5)``; about 62 %
+     z ~ N(0, 1) (the authors' code: ``0.5 + 0.5·clip(z, −0.5, 0.5)``; about 62 %
      of the draws sit exactly on 0.25 or 0.75); the point
      θ(t) = (1 − t)·θc + t·θ is built with :func:`cbft_core.kernels.paths.linear` on
      the parameters and run with ``torch.func.functional_call`` on a template
      module in train mode (BatchNorm uses the cue batch's statistics); the loss
      ``|margin − CE(θ(t); cue batch)|`` reaches θ through the interpolation
-     with factor t. The reference puts θ at the other end (factor 1 − t); the
+     with factor t. The authors' code puts θ at the other end (factor 1 − t); the
      draw is symmetric about 0.5, so both give the same update distribution.
   2. clean + invariance step: CE on the clean batch plus ``lam`` ×
      :func:`invariance_loss` between the clean and cue batches' features.
 
-  Warm-up (as in the reference code): during the first ``warmup_epochs``
+  Warm-up (as in the authors' code): during the first ``warmup_epochs``
   epochs step 2 is CE alone, the barrier step still runs, and the learning
   rate is held constant; afterwards it follows a cosine to 0 over the
   remaining steps.
@@ -78,8 +79,8 @@ def invariance_loss(
     """(1/K)·Σ_k ‖n(mean z_nc[y_nc = k]) − n(mean z_c[y_c = k])‖², n() = L2 normalisation.
 
     k runs over the K classes present in both batches (0 when there are
-    none). The reference code divides by the total number of classes instead
-    of K; the two agree whenever every class is present in both batches.
+    none). The authors' public code (github.com/EkdeepSLubana/MMC) divides by
+    the total number of classes instead of K; the two agree whenever every class is present in both batches.
     """
     oh_nc = F.one_hot(y_nc, num_classes).to(z_nc.dtype)
     oh_c = F.one_hot(y_c, num_classes).to(z_c.dtype)

@@ -40,6 +40,7 @@ __all__ = [
     "path_result",
     "quadratic_summary",
     "midpoint",
+    "midpoint_key",
     "clean_subset",
     "cue_subset",
     "finetuned",
@@ -167,8 +168,12 @@ def midpoint(cfg: Preset, seed: int, pair: str, cue: str = "box",
             batch_size=cfg.batch_size, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
             seed=role_seed("midpoint", seed=seed, pair=pair, cue=cue), progress=progress)
 
-    key = cache_key(cfg, seed=seed, pair=pair, cue=cue, what="midpoint")
-    return cache.cached("midpoint", key, compute)
+    return cache.cached("midpoint", midpoint_key(cfg, seed, pair, cue), compute)
+
+
+def midpoint_key(cfg: Preset, seed: int, pair: str, cue: str = "box") -> dict[str, Any]:
+    """The cache key (kind ``"midpoint"``) of :func:`midpoint`."""
+    return cache_key(cfg, seed=seed, pair=pair, cue=cue, what="midpoint")
 
 
 def clean_subset(cfg: Preset, seed: int, n_clean: int | None = None, cue: str = "box") -> ImageSet:

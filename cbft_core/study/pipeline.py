@@ -31,7 +31,7 @@ from ..kernels.data import CUES
 from . import cache, experiments, presets
 from .presets import Preset
 
-__all__ = ["VIEW_KEYS", "PATH_PAIRS", "MODELS", "QUADRATIC_KEYS", "SCHEMA_FILE", "mechanism_results", "run",
+__all__ = ["VIEW_KEYS", "PATH_PAIRS", "MODELS", "QUADRATIC_PAIR", "QUADRATIC_KEYS", "SCHEMA_FILE", "mechanism_results", "run",
            "finetune_results", "schema", "validate", "write_results", "load_results"]
 
 # view name in cbft_core.kernels.data → key in results.json
@@ -39,6 +39,7 @@ VIEW_KEYS: dict[str, str] = {"clean": "clean", "cue": "cue", "rand-cue": "rand_c
 PATH_PAIRS: tuple[str, ...] = ("cue-nocue", "nocue-nocue", "cue-cue", "cue100-nocue")
 # results.json model name → cue proportion (None: the preset's)
 MODELS: dict[str, float | None] = {"cue": None, "nocue": 0.0, "cue100": 1.0}
+QUADRATIC_PAIR = "cue-nocue"  # the pair whose trained midpoint and Bezier path results.json summarises
 QUADRATIC_KEYS: tuple[str, ...] = ("barrier", "linear_barrier", "switch_width")
 _FT_EXTRA: tuple[str, ...] = ("barrier_to_cue", "midpoint_loss_to_cue")
 SCHEMA_FILE = "results.schema.json"  # in cbft_core/study/schemas/
@@ -73,7 +74,7 @@ def _measure(cfg: Preset, seed: int, cue: str, progress: bool) -> dict[str, Any]
     for pair in PATH_PAIRS:
         result = experiments.path_result(cfg, seed, pair, cue=cue, progress=progress)
         path_barriers[pair] = connectivity.barrier(result.loss["cue"], result.ts)[0]
-    quadratic = experiments.quadratic_summary(cfg, seed, "cue-nocue", cue=cue, progress=progress)
+    quadratic = experiments.quadratic_summary(cfg, seed, QUADRATIC_PAIR, cue=cue, progress=progress)
     return {"models": models, "paths": path_barriers, "quadratic": quadratic}
 
 

@@ -22,7 +22,7 @@ from typing import Any, Sequence
 import torch
 
 from ..errors import ConfigError
-from ..kernels import data, paths, train
+from ..kernels import checks, connectivity, data, paths, train
 from ..kernels.data import CUES, ImageSet
 from ..kernels.data.torchvision_sets import TORCHVISION_SETS
 from . import cache, experiments, pipeline, presets, replication, zoo
@@ -105,7 +105,6 @@ def _steps_of_seed(cfg: Preset, seed: int, cue: str) -> list[dict[str, Any]]:
     n_train, n_test = cfg.n_train, cfg.n_test
     n_clean = min(cfg.n_clean, cfg.n_train)
     model_epoch = _per_epoch(n_train, cfg.batch_size, cfg.max_batches)
-    ft_epoch = _per_epoch(n_clean, cfg.ft_batch_size, cfg.max_batches)
     one_pass = paths.takes_one_pass(n_test, cfg.bn_images)
     per_view_point = n_test if one_pass else min(cfg.bn_images, n_test) + n_test
     n_views = len(data.VIEWS)
@@ -129,7 +128,11 @@ def _steps_of_seed(cfg: Preset, seed: int, cue: str) -> list[dict[str, Any]]:
                           train=cfg.child_epochs * model_epoch, eval=0, deps=("parent",),
                           cached=_exists(*zoo.model_entry(zoo.child_key(cfg, seed, cue, p, branch)), ".pt")))
     cue_child = child_name(cfg.proportion, 0)
+    viewed: list[float] = []
     for label, p in pipeline.MODELS.items():
+        if prop(p) in viewed:  # the same child under another name: one cache entry
+            continue
+        viewed.append(prop(p))
         nodes.append(dict(name=f"view accuracies ({label} model)", kind="measurement", epochs=0, train=0,
                           eval=n_views * n_test, deps=(child_name(prop(p), 0),),
                           cached=_exists("child-views", experiments.child_views_key(cfg, seed, prop(p), 0, cue),
@@ -140,13 +143,20 @@ def _steps_of_seed(cfg: Preset, seed: int, cue: str) -> list[dict[str, Any]]:
                           eval=cfg.path_points * per_view_point * n_views,
                           deps=(child_name(prop(pa), ba), child_name(prop(pb), bb)),
                           cached=_exists("path", experiments.path_key(cfg, seed, pair, cue), ".json")))
+    pair = pipeline.QUADRATIC_PAIR
+    (pa, ba), (pb, bb) = experiments.PAIRS[pair]
+    ends = (child_name(prop(pa), ba), child_name(prop(pb), bb))
+    mid_steps, mid_batch = connectivity.midpoint_batches(n_train, cfg.batch_size)
+    nodes.append(dict(name=f"midpoint {pair}", kind="model", epochs=cfg.midpoint_epochs,
+                      train=cfg.midpoint_epochs * mid_steps * mid_batch, eval=0, deps=ends,
+                      cached=_exists("midpoint", experiments.midpoint_key(cfg, seed, pair, cue), ".pt")))
+    nodes.append(dict(name=f"bezier path {pair}", kind="measurement", epochs=0, train=0,
+                      eval=cfg.switch_points * per_view_point * n_views, deps=(*ends, f"midpoint {pair}"),
+                      cached=_exists("path", experiments.path_key(cfg, seed, pair, cue, "bezier"), ".json")))
     for method in experiments.FT_METHODS:
-        if method.startswith("cbft"):
-            epochs, passes = cfg.cbft_epochs, 3 if method == "cbft" else 2
-        else:
-            epochs, passes = cfg.ft_epochs, 0 if method == "llrt" else 1
+        epochs = cfg.cbft_epochs if method.startswith("cbft") else cfg.ft_epochs
         nodes.append(dict(name=f"fine-tune {method}", kind="model", epochs=epochs,
-                          train=passes * epochs * ft_epoch,
+                          train=replication.finetune_train_images(cfg, method),
                           eval=n_clean if method in ("llrt", "lpft") else 0,   # the linear probe's features
                           deps=(cue_child,),
                           cached=_exists("finetuned", experiments.finetuned_key(cfg, seed, method, cfg.n_clean, cue),
@@ -198,11 +208,11 @@ def measure_throughput(cfg: Preset, cue: str = "box", seconds: float = 3.0,
     a GPU and to at most 32 on the CPU (throughput per image hardly depends
     on it there, and a full VGG batch would take the whole budget).
     """
-    train.check_positive("seconds", seconds)
+    checks.check_number("seconds", seconds, minimum=0.0, strict_minimum=True)
     device = zoo.resolve_device(cfg)
     if batch_size is None:
         batch_size = cfg.batch_size if device.type == "cuda" else min(cfg.batch_size, 32)
-    train.check_positive("batch_size", batch_size, integer=True)
+    checks.check_int("batch_size", batch_size, minimum=1)
     model = zoo.build_model(cfg, cue, seed=0).to(device)
     shape = (3, 64, 32) if cue == "dominoes" else (3, 32, 32)
 
@@ -237,6 +247,6 @@ def estimate_seconds(plan: Plan, images_per_s: float, needed_only: bool = True) 
     times faster, as in :func:`~cbft_core.study.replication.estimate_hours`;
     data loading and checkpointing are left out.
     """
-    train.check_positive("images_per_s", images_per_s)
+    checks.check_number("images_per_s", images_per_s, minimum=0.0, strict_minimum=True)
     work = plan.work(needed_only)
     return (work["train"] + work["eval"] / replication.EVAL_SPEEDUP) / images_per_s

@@ -1,7 +1,7 @@
 """Named scales of the whole study: the one place where every hyper-parameter lives.
 
 ``cpu`` is the default (every chapter in minutes on 2 cores, offline), ``paper``
-holds the reference settings of Lubana et al. (2023; a GPU and CIFAR-10),
+holds the settings of Lubana et al. (2023; a GPU and CIFAR-10),
 ``tiny`` is for smoke tests (seconds). Chapters call ``get(preset, **overrides)``
 with the overrides papermill injected; the command line's ``-p NAME VALUE``
 arrives the same way.
