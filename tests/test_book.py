@@ -1,8 +1,9 @@
 """The book builds with warnings as errors and renders every page of _toc.yml.
 
 The build here renders the committed outputs (execution off, see the
-``built_book`` fixture): nbval already re-executes every chapter in the same
-test run, and the README's main command builds the book with execution on.
+``built_book`` fixture): scripts/run-tests already executes every chapter
+once before the tests, and the README's main command builds the book with
+execution on.
 """
 from __future__ import annotations
 

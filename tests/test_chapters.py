@@ -1,8 +1,10 @@
-"""Chapter conventions and parameter injection, over every notebook in _toc.yml.
+"""Chapter conventions, parameter injection and the numeric regression check, over every notebook in _toc.yml.
 
-nbval (run by scripts/run-tests on book/) re-executes each chapter at its
-committed default parameters; here each chapter also runs under papermill at
-the `tiny` preset, which proves that the parameters cell drives the chapter.
+scripts/run-tests executes each chapter once at its committed default
+parameters and names that folder in CBFT_FRESH_CHAPTERS, where
+test_glued_numbers_reproduce compares its glued numbers with the committed
+ones; here each chapter also runs under papermill at the `tiny` preset,
+which proves that the parameters cell drives the chapter.
 """
 from __future__ import annotations
 
@@ -44,6 +46,9 @@ def test_conventions(path: Path):
     assert tagged, "no cell tagged 'parameters'"
     assert tagged[0] <= 2, "the parameters cell must come near the top (within the first 3 code cells)"
     assert re.search(r"^preset\s*=", cells[tagged[0]].source, re.M), "parameters cell sets `preset`"
+    assert re.search(r"^preset\s*=\s*[\"']cpu[\"']", cells[tagged[0]].source, re.M), (
+        "the default preset is cpu: the committed outputs, and `python -m cbft_core book`'s default"
+    )
     for cell in cells:
         assert not re.search(r"from tqdm import|import tqdm$", cell.source, re.M), (
             "use tqdm.auto for notebook-aware progress"
@@ -136,14 +141,26 @@ def test_papermill_parameters_are_parsed(tmp_path: Path):
 
 
 @pytest.mark.parametrize("path", CHAPTERS, ids=IDS)
+def test_chapter_glues_numbers(path: Path):
+    """Every chapter glues the numbers its prose quotes: they are what the regression check compares."""
+    from cbft_core.presentation import regression
+
+    assert regression.glued([nbformat.read(path, as_version=4)]), (
+        f"the committed {path.name} glues no number: nothing of it would be checked on re-execution"
+    )
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=IDS)
 def test_glued_numbers_reproduce(path: Path):
     """The numbers a chapter glues, re-executed, match the committed ones within their tolerance.
 
     Rule (cbft_core.presentation.regression, book/maintaining.md "Numeric regression check"):
     |re-executed − committed| ≤ max(3 · spread over seeds, floor of the number's kind), the spread
-    being the standard deviation the chapter glues as ``<name>_std``. The re-executed notebooks are
-    read from CBFT_FRESH_CHAPTERS (a folder of chapters executed at their committed parameters, e.g.
-    by ``python -m cbft_core book --preset cpu --out DIR``), so this check adds no execution itself.
+    being the standard deviation the chapter glues as ``<name>_std``; a number glued on one side
+    only fails. The re-executed notebooks are read from CBFT_FRESH_CHAPTERS (a folder of chapters
+    executed at their committed parameters; scripts/run-tests makes it with
+    ``python -m cbft_core book --out DIR``), so this check executes nothing itself; it is skipped
+    only when the variable is unset.
     """
     import os
 
@@ -153,9 +170,9 @@ def test_glued_numbers_reproduce(path: Path):
     if not fresh_dir:
         pytest.skip("CBFT_FRESH_CHAPTERS is not set: no re-executed chapters to compare")
     fresh_path = Path(fresh_dir) / path.name
-    assert fresh_path.is_file(), f"no re-executed {path.name} in {fresh_dir}"
+    assert fresh_path.is_file(), f"no re-executed {path.name} in {fresh_dir} (CBFT_FRESH_CHAPTERS)"
     committed = regression.glued([nbformat.read(path, as_version=4)])
     fresh = regression.glued([nbformat.read(fresh_path, as_version=4)])
-    assert committed, "the committed chapter glues no number"
+    assert committed, f"the committed {path.name} glues no number: nothing to compare"
     problems = regression.compare(committed, fresh, path.stem)
-    assert not problems, "\n".join(problems)
+    assert not problems, f"{len(problems)} glued number(s) of {path.name} did not reproduce:\n" + "\n".join(problems)

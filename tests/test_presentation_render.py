@@ -183,3 +183,77 @@ def test_executed_chapters_keep_no_progress_bars(tmp_path):
     state = done.metadata.get("widgets", {}).get(progress.WIDGET_STATE, {}).get("state", {})
     assert not views and not any(m["model_name"] == "FloatProgressModel" for m in state.values())
     assert not any(progress.is_progress_text(t) for t in texts)
+
+
+def _glued_notebook(**values) -> nbformat.NotebookNode:
+    """A notebook whose one cell glued ``values`` the way record.glue writes them."""
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell("glue()")
+    cell.outputs = [nbformat.v4.new_output("display_data", data={record.MIME_PREFIX + "text/plain": repr(v)},
+                                           metadata={"scrapbook": {"name": n, "mime_prefix": record.MIME_PREFIX}})
+                    for n, v in values.items()]
+    nb.cells.append(cell)
+    return nb
+
+
+def test_regression_of_a_notebook_pair():
+    """Committed and re-executed notebooks: a move beyond tolerance, a spread that widens it, one-sided names."""
+    from cbft_core.presentation import regression
+
+    committed = regression.glued([_glued_notebook(ch05_cbft_rand_img=0.40, ch03_barrier_mid=0.30,
+                                                  ch03_barrier_mid_std=0.05, ch02_label="box", ch01_gone=1.0)])
+    fresh = regression.glued([_glued_notebook(ch05_cbft_rand_img=0.46, ch03_barrier_mid=0.44,
+                                              ch03_barrier_mid_std=0.05, ch02_label="dominoes",
+                                              ch01_new=2.0)])
+    problems = regression.compare(committed, fresh, "ch05")
+    assert problems == [
+        "ch05: ch05_cbft_rand_img: committed 0.4, re-executed 0.46 (|difference| 0.06 > tolerance 0.05)",
+        "ch05: ch02_label: committed 'box', re-executed 'dominoes'",
+        "ch05: ch01_gone was glued in the committed outputs (1.0) but not re-executed",
+        "ch05: ch01_new is glued by the re-executed chapter (2.0) but not in the committed outputs: refresh them",
+    ]  # ch03_barrier_mid moved 0.14: beyond its floor 0.1, within 3 x its glued spread 0.05
+    assert regression.compare(committed, dict(committed, ch03_barrier_mid=float("nan")))[0].startswith(
+        "ch03_barrier_mid: committed 0.3, re-executed nan")
+
+
+def _run_cells(tmp_path, *sources: str) -> tuple[nbformat.NotebookNode, str]:
+    """Execute a notebook of ``sources`` through the CLI's path; (executed notebook, error text or '')."""
+    from cbft_core.errors import CbftError
+    from cbft_core.presentation import cli
+
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.cells = [nbformat.v4.new_code_cell(s) for s in sources]
+    nbformat.write(nb, tmp_path / "claim.ipynb")
+    try:
+        out = cli.execute_chapter(tmp_path / "claim.ipynb", tmp_path / "out", {}, progress=False)
+    except CbftError as exc:
+        return nbformat.read(tmp_path / "out" / "claim.ipynb", as_version=4), str(exc)
+    return nbformat.read(out, as_version=4), ""
+
+
+def test_glue_mean_std_round_trip(tmp_path):
+    """Glued in a kernel and read back: the mean and population std over seeds, not shown, widening the tolerance."""
+    from cbft_core.presentation import regression
+
+    values = [0.1, 0.3, 0.2, 0.6]
+    done, error = _run_cells(tmp_path, "from cbft_core.presentation.record import glue_mean_std\n"
+                                       f"print(glue_mean_std('ch03_barrier_mid', {values}))")
+    assert not error
+    glued = dict(record.glued_values(done))
+    mean = sum(values) / len(values)
+    std = (sum((v - mean) ** 2 for v in values) / len(values)) ** 0.5
+    assert glued == {"ch03_barrier_mid": pytest.approx(mean), "ch03_barrier_mid_std": pytest.approx(std)}
+    assert done.cells[0].outputs[-1]["text"] == f"{(mean, std)}\n"  # returned, and nothing else shown
+    assert [o["output_type"] for o in done.cells[0].outputs] == ["display_data", "display_data", "stream"]
+    assert regression.tolerance("ch03_barrier_mid", glued) == pytest.approx(3 * std)
+    with pytest.raises(ConfigError, match="at least one"):
+        record.glue_mean_std("x", [])
+
+
+def test_failed_claim_names_chapter_cell_and_line(tmp_path):
+    """An assertion cell that fails: one line naming the notebook, the cell, its raising line and the message."""
+    _, error = _run_cells(tmp_path, "x = 0.3", "y = 1\nassert x < 0.1, f'barrier {x}'\nz = 2")
+    assert error.startswith("claim.ipynb failed in cell 1 at `assert x < 0.1, f'barrier {x}'`: "
+                            "AssertionError: barrier 0.3 (executed notebook: ")
+    assert "\n" not in error

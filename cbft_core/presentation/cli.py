@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import ast
 import json
+import re
 import sys
 import time
 import warnings
@@ -71,6 +72,20 @@ def _check_params(args: argparse.Namespace) -> None:
         presets.check_overrides(args.preset, params)
 
 
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_ARROW = re.compile(r"^-+>\s*\d+\s(.*)$")
+
+
+def _failing_line(traceback: Sequence[str]) -> str:
+    """The cell's own line that raised: the first ``---->`` line of an IPython traceback ('' if none)."""
+    for frame in traceback:
+        for text in _ANSI.sub("", frame).splitlines():
+            match = _ARROW.match(text)
+            if match:
+                return match[1].strip()
+    return ""
+
+
 def execute_chapter(path: Path, out: Path, parameters: dict[str, Any], progress: bool = True) -> Path:
     """Execute one chapter with papermill, injecting ``parameters``; returns the executed notebook's path."""
     import papermill
@@ -86,7 +101,9 @@ def execute_chapter(path: Path, out: Path, parameters: dict[str, Any], progress:
             papermill.execute_notebook(str(path), str(target), parameters=parameters, cwd=str(path.parent),
                                        kernel_name="python3", progress_bar=progress)
     except papermill.PapermillExecutionError as exc:
-        raise CbftError(f"{path.name} failed in cell {exc.cell_index}: {exc.ename}: {exc.evalue} "
+        line = _failing_line(exc.traceback)
+        at = f" at `{line}`" if line else ""
+        raise CbftError(f"{path.name} failed in cell {exc.cell_index}{at}: {exc.ename}: {exc.evalue} "
                         f"(executed notebook: {target})") from None
     bars.clean_file(target)  # and none of the bars that the kernels draw regardless
     return target

@@ -5,15 +5,19 @@ writes the same notebook output (a ``display_data`` with the
 ``application/papermill.record/text/plain`` representation and its name in
 the ``scrapbook`` metadata), so a chapter runs where only ``cbft_core`` is
 installed and its glued numbers can still be read back
-(:func:`glued_values`).
+(:func:`glued_values`). :func:`glue_mean_std` glues a number measured over
+seeds together with its spread, which widens the number's tolerance in the
+book's numeric regression check (:mod:`cbft_core.presentation.regression`).
 """
 from __future__ import annotations
 
 import ast
 import re
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
-__all__ = ["MIME_PREFIX", "glue", "glued_values"]
+from .regression import STD_SUFFIX
+
+__all__ = ["MIME_PREFIX", "glue", "glue_mean_std", "glued_values"]
 
 MIME_PREFIX = "application/papermill.record/"
 
@@ -31,6 +35,20 @@ def glue(name: str, value: Any, display: bool = True) -> None:
             show(value)
         return
     myst_glue(name, value, display=display)
+
+
+def glue_mean_std(name: str, values: Sequence[float]) -> tuple[float, float]:
+    """Glue the mean over seeds of ``values`` as ``name`` and their (population) standard deviation
+    as ``name + "_std"``, neither shown; returns (mean, std).
+
+    The regression check then allows ``name`` to move by 3 standard deviations when re-executed.
+    """
+    from ..study.replication import mean_std
+
+    mean, std = mean_std(values)
+    glue(name, mean, display=False)
+    glue(name + STD_SUFFIX, std, display=False)
+    return mean, std
 
 
 def glued_values(nb: Any) -> Iterator[tuple[str, Any]]:

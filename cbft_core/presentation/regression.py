@@ -11,7 +11,8 @@ where ``s`` is the spread over seeds of that number (the standard deviation
 the chapter glues as ``name + STD_SUFFIX``, committed value; 0 when it glues
 none) and ``floor(name)`` the absolute floor of :data:`FLOORS`: the first
 pattern (a regular expression searched in the name) that matches decides. A
-failure names the number and both values (:func:`compare`).
+failure names the number and both values (:func:`compare`); a number glued
+on one side only fails too.
 """
 from __future__ import annotations
 
@@ -45,7 +46,8 @@ def tolerance(name: str, committed: Mapping[str, Any]) -> float:
 
 
 def compare(committed: Mapping[str, Any], fresh: Mapping[str, Any], chapter: str = "") -> list[str]:
-    """One line per glued number of ``committed`` that ``fresh`` misses or moves beyond its tolerance."""
+    """One line per glued number of ``committed`` that ``fresh`` misses or moves beyond its tolerance,
+    and one per number ``fresh`` glues that ``committed`` lacks (the committed outputs are stale)."""
     where = f"{chapter}: " if chapter else ""
     problems = []
     for name, old in committed.items():
@@ -61,6 +63,8 @@ def compare(committed: Mapping[str, Any], fresh: Mapping[str, Any], chapter: str
         if not (math.isfinite(new) and abs(new - old) <= tol + 1e-12):
             problems.append(f"{where}{name}: committed {old:.4g}, re-executed {new:.4g} "
                             f"(|difference| {abs(new - old):.3g} > tolerance {tol:.3g})")
+    problems += [f"{where}{name} is glued by the re-executed chapter ({new!r}) but not in the committed outputs: "
+                 "refresh them" for name, new in fresh.items() if name not in committed]
     return problems
 
 
