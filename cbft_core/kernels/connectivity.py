@@ -13,13 +13,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
-from tqdm.auto import tqdm
 
 from .checks import check_int
 from .data.imageset import ImageSet, batches
 from .optim import SGDConfig
 from ..errors import ConfigError, NonFiniteLossError
 from .paths import check_compatible
+from .progress import bar as progress_bar
 
 __all__ = ["barrier", "train_midpoint", "midpoint_batches", "BARRIER_FORMS"]
 
@@ -141,7 +141,7 @@ def train_midpoint(
     gen = torch.Generator().manual_seed(int(seed))
     device = next(iter(sa.values())).device
 
-    bar = tqdm(total=epochs * steps_per_epoch, desc="midpoint", disable=not progress, leave=False)
+    bar = progress_bar(total=epochs * steps_per_epoch, desc="midpoint", show=progress)
     try:
         for epoch in range(epochs):
             for step, (x, y) in enumerate(

@@ -49,13 +49,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
-from tqdm.auto import tqdm
 
 from . import paths, train
 from .checks import check_choice, check_int, check_number
 from .data.imageset import ImageSet, normalize
 from .optim import SGDConfig
 from ..errors import ConfigError
+from .progress import bar as progress_bar
 
 __all__ = ["METHODS", "run", "barrier_loss", "invariance_loss", "sample_t", "CueStream"]
 
@@ -346,7 +346,7 @@ def _cbft(
         hist["clean_index"], hist["cue_index"] = [], []
     modes = {m: m.training for m in model.modules()}
     model.train()
-    bar = tqdm(range(epochs), desc=method, disable=not progress, leave=False)
+    bar = progress_bar(range(epochs), desc=method, show=progress)
     try:
         for epoch in bar:
             warm = epoch < warmup_epochs

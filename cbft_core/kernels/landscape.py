@@ -18,12 +18,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
 
 from ..errors import ConfigError
 from . import connectivity, paths, train
 from .checks import check_int
 from .data.imageset import ImageSet, batches
+from .progress import bar as progress_bar
 
 __all__ = [
     "ExplorerGrid",
@@ -159,7 +159,7 @@ def explore(
     shape = (len(bend_arr), len(ts_arr))
     loss, acc = np.empty(shape), np.empty(shape)
     probs = np.empty(shape + (int(index.numel()), data.num_classes))
-    bar = tqdm(total=shape[0] * shape[1], desc="explorer grid", disable=not progress, leave=False)
+    bar = progress_bar(total=shape[0] * shape[1], desc="explorer grid", show=progress)
     for i, bend in enumerate(bend_arr):
         with torch.no_grad():
             control = bent_midpoint(sa, sb, sm, float(bend)) if midpoint is not None else paths.linear(sa, sb, 0.5)

@@ -17,11 +17,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
 
 from .checks import check_int, check_number
 from .data.imageset import ImageSet, batches
 from ..errors import ConfigError
+from .progress import bar as progress_bar
 
 __all__ = ["linear", "bezier", "check_compatible", "check_unit_values", "reset_bn", "takes_one_pass",
            "one_pass_logits", "evaluate_path", "PathResult"]
@@ -312,7 +312,7 @@ def evaluate_path(
     loss = {name: np.empty(len(ts_arr)) for name in sets}
     acc = {name: np.empty(len(ts_arr)) for name in sets}
     resets = 0
-    for i, t in enumerate(tqdm(ts_arr, desc="path", disable=not progress, leave=False)):
+    for i, t in enumerate(progress_bar(ts_arr, desc="path", show=progress)):
         with torch.no_grad():
             point = linear(sa, sb, t) if sm is None else bezier(sa, sm, sb, t)
             template.load_state_dict(point)

@@ -14,12 +14,12 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
 
 from .checks import check_int
 from .data.imageset import ImageSet, batches
 from .optim import SCHEDULES, SGDConfig
 from ..errors import ConfigError, NonFiniteLossError
+from .progress import bar as progress_bar
 
 __all__ = [
     "SCHEDULES",
@@ -138,7 +138,7 @@ def fit(
     history: dict[str, list[float]] = {"loss": [], "acc": [], "lr": []}
     was_training = model.training
     model.train()
-    bar = tqdm(range(epochs), desc=desc, disable=not progress, leave=False)
+    bar = progress_bar(range(epochs), desc=desc, show=progress)
     try:
         for epoch in bar:
             loss_sum = torch.zeros((), dtype=torch.float64, device=dev)

@@ -1,10 +1,10 @@
 """Progress bars while a person runs a chapter, none in executed pages or committed outputs.
 
 A chapter executed non-interactively (``python -m cbft_core chapter|book|refresh``)
-runs with ``CBFT_PROGRESS=0`` in its kernel's environment: :func:`enabled` is
-then false and the presentation layer draws no bars. Bars drawn anyway (the
-kernels' own, which take an explicit ``progress`` argument) are removed from
-the executed notebook by :func:`clean_notebook`: tqdm's notebook widgets
+runs with ``CBFT_PROGRESS=0`` in its kernel's environment: :func:`enabled`
+(:mod:`cbft_core.kernels.progress`) is then false and no library loop draws a
+bar. Whatever a chapter draws anyway is removed from the executed notebook by
+:func:`clean_notebook`: tqdm's notebook widgets
 (an ``HBox`` holding a progress model) and their widget state, and stream
 output holding tqdm's text bars.
 """
@@ -15,19 +15,15 @@ import os
 import re
 from typing import Any, Iterator
 
+from ..kernels.progress import ENV, enabled
+
 __all__ = ["ENV", "enabled", "is_progress_text", "clean_notebook", "clean_file", "non_interactive"]
 
-ENV = "CBFT_PROGRESS"
 WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 _PROGRESS_MODELS = {"FloatProgressModel", "IntProgressModel"}
 # tqdm's text bar: "desc:  40%|████      | 4/10 [00:01<00:02, 3.1it/s]"
 _TQDM_TEXT = re.compile(r"\d+%\|.*\||\d+(\.\d+)?\s*(it|s)/(s|it)\]")
-
-
-def enabled() -> bool:
-    """Whether progress bars are wanted: false when ``CBFT_PROGRESS`` is ``0``, ``false`` or ``no``."""
-    return os.environ.get(ENV, "1").strip().lower() not in {"0", "false", "no", "off"}
 
 
 def is_progress_text(text: str) -> bool:
