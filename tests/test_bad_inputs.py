@@ -93,6 +93,7 @@ def results_file(tmp: Path, how: str) -> None:
     good = {"preset": "tiny", "cue": "box", "seeds": [0], "chance": 0.1,
             "models": {m: views for m in pipeline.MODELS},
             "paths": {p: {"barrier": [0.1]} for p in pipeline.PATH_PAIRS},
+            "quadratic": {k: [0.1] for k in pipeline.QUADRATIC_KEYS},
             "finetune": {m: {**views, "barrier_to_cue": [0.0], "midpoint_loss_to_cue": [0.0]}
                          for m in experiments.FT_METHODS}}
     path = tmp / "results.json"

@@ -42,8 +42,9 @@ def results_value(i: int) -> dict:
     views = lambda a: {k: [round(a + 0.01 * j, 3) for j in range(2)] for k in ("clean", "cue", "rand_cue", "rand_img")}
     return {
         "preset": "tiny", "cue": "box", "seeds": [0, 1], "chance": 0.1,
-        "models": {"cue": views(0.5 + i / 1000), "nocue": views(0.2)},
+        "models": {"cue": views(0.5 + i / 1000), "nocue": views(0.2), "cue100": views(0.9)},
         "paths": {p: {"barrier": [0.125 * (k + 1), 0.5]} for k, p in enumerate(pipeline.PATH_PAIRS)},
+        "quadratic": {"barrier": [0.0, 0.01], "linear_barrier": [0.2, 0.3], "switch_width": [0.4, 0.45]},
         "finetune": {m: {**views(0.3), "barrier_to_cue": [0.01, 0.02], "midpoint_loss_to_cue": [-0.001, 0.003]}
                      for m in experiments.FT_METHODS},
     }

@@ -38,7 +38,7 @@ def test_bad_overrides_name_the_setting(bad, word):
 
 def _bad_values(name: str, rule: presets.Range, kind: type) -> list:
     """Values that setting ``name`` must refuse, from its declared type and range (not from the code)."""
-    bad: list = [object(), True]
+    bad: list = [object()] + ([] if kind is bool else [True])
     if kind in (int, float):
         bad += ["abc", [1]]
         if rule.minimum is not None:
@@ -51,6 +51,8 @@ def _bad_values(name: str, rule: presets.Range, kind: type) -> list:
             bad.append(2.5)
         else:
             bad += [float("nan"), float("inf")]
+    elif kind is bool:
+        bad += [1, 0, "yes", "True", None]
     elif kind is str:
         bad += ["", 3]
         if rule.choices is not None:
@@ -67,7 +69,8 @@ FIELDS = [f.name for f in dataclasses.fields(presets.Preset)]
 
 @pytest.mark.parametrize("name", FIELDS)
 def test_every_setting_refuses_wrong_types_and_ranges_naming_itself(name):
-    kind = {"int": int, "float": float, "str": str}.get(type(getattr(presets.get("cpu"), name)).__name__, tuple)
+    kind = {"int": int, "float": float, "str": str, "bool": bool}.get(
+        type(getattr(presets.get("cpu"), name)).__name__, tuple)
     if name in ("step_every", "max_batches"):
         kind = int
     rule = presets.RANGES[name]
