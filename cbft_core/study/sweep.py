@@ -439,7 +439,7 @@ def _checksum(doc: Mapping[str, Any]) -> str:
 def assemble(grid: Grid, results: Mapping[Unit, Mapping[str, Any]], failed: Mapping[Unit, str]) -> dict[str, Any]:
     """The sweep.json document of ``grid`` (validated), every unit in ``results`` or ``failed``."""
     settings = grid.cfg.as_dict()
-    for name in ("name", "seeds", "proportion", "extras"):
+    for name in ("name", "seeds", "proportion"):
         settings.pop(name)
     units: dict[str, dict[str, dict[str, Any]]] = {}
     for unit in grid.units():
@@ -501,7 +501,7 @@ def write(doc: Mapping[str, Any], out: str | os.PathLike) -> Path:
     out_dir = Path(out)
     if out_dir.exists() and not out_dir.is_dir():
         raise ConfigError(f"--out must be a folder, but {out_dir} is a file")
-    return cache.save_json(out_dir / "sweep.json", dict(doc))
+    return cache.write_json(out_dir / "sweep.json", dict(doc))  # an output file; its checksum is inside
 
 
 def load(path: str | os.PathLike) -> dict[str, Any]:
@@ -511,7 +511,10 @@ def load(path: str | os.PathLike) -> dict[str, Any]:
         path = path / "sweep.json"
     if not path.exists():
         raise ConfigError(f"{path}: no such sweep.json")
-    doc = cache.load_json(path)
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, ValueError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: not a readable JSON sweep file ({exc})") from None
     validate(doc, str(path))
     return doc
 
