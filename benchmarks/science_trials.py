@@ -47,7 +47,6 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--stages", nargs="+", default=list(STAGES), choices=STAGES)
     ap.add_argument("--methods", nargs="+", default=["ft", "llrt", "lpft"])
     ap.add_argument("--cbft-methods", nargs="+", default=["cbft"])
-    ap.add_argument("--switch-points", type=int, default=21)
     ap.add_argument("--cue", default="box")
     ap.add_argument("--out", default="trials")
     ap.add_argument("--threads", type=int, default=2)
@@ -55,13 +54,12 @@ def main(argv: list[str] | None = None) -> int:
 
     cache_root = Path(os.environ.get("CBFT_TRIALS_CACHE", "/tmp/cbft-trials"))
     os.environ["CBFT_CACHE_DIR"] = str(cache_root / (args.cache_name or args.name))
-    import numpy as np
     import torch
 
     torch.set_num_threads(args.threads)
-    from cbft_core.kernels import connectivity, paths
+    from cbft_core.kernels import connectivity
     from cbft_core.kernels.data import shapes
-    from cbft_core.study import experiments, presets, zoo
+    from cbft_core.study import experiments, presets
 
     recipe = {}
     for item in args.shapes:
@@ -95,28 +93,13 @@ def main(argv: list[str] | None = None) -> int:
                 res = timed("paths", lambda: experiments.path_result(cfg, seed, pair, cue=args.cue, progress=False))
                 row[f"barrier_{pair}"] = connectivity.barrier(res.loss["cue"], res.ts)[0]
                 row[f"barrier_clean_{pair}"] = connectivity.barrier(res.loss["clean"], res.ts)[0]
-        if "quad" in args.stages:
-            def quad():
-                a, b = experiments.pair_models(cfg, seed, "cue-nocue", args.cue, progress=False)
-                mid = experiments.midpoint(cfg, seed, "cue-nocue", args.cue, progress=False)
-                ts = np.linspace(0, 1, args.switch_points)
-                return (paths.evaluate_path(a, b, zoo.test_views(cfg, args.cue), ts, midpoint=mid,
-                                            bn_images=cfg.bn_images, batch_size=cfg.eval_batch_size,
-                                            progress=False), ts)
-            res, ts = timed("quad", quad)
-            row["quad_barrier"] = connectivity.barrier(res.loss["cue"], ts)[0]
-            r = np.asarray(res.acc["rand-img"])
-            row["quad_rand_img"] = r.tolist()
-            total = r[0] - r[-1]
-            frac = (r[0] - r) / total if total != 0 else np.zeros_like(r)
-            def first_cross(level):
-                i = int(np.argmax(frac >= level))
-                if i == 0:
-                    return float(ts[0])
-                f0, f1 = frac[i - 1], frac[i]
-                return float(ts[i - 1] + (level - f0) / (f1 - f0) * (ts[i] - ts[i - 1]))
-            row["switch_width"] = first_cross(0.9) - first_cross(0.1)
-            row["quad_linear_barrier"] = row.get("barrier_cue-nocue")
+        if "quad" in args.stages:  # the study's own summary (cfg.switch_points points on the quadratic path)
+            summary = timed("quad", lambda: experiments.quadratic_summary(cfg, seed, cue=args.cue, progress=False))
+            row["quad_barrier"] = summary["barrier"]
+            row["quad_linear_barrier"] = summary["linear_barrier"]
+            row["switch_width"] = summary["switch_width"]
+            bezier = experiments.path_result(cfg, seed, "cue-nocue", args.cue, "bezier", progress=False)
+            row["quad_rand_img"] = list(bezier.acc["rand-img"])
         for method in (args.methods if "ft" in args.stages else []) + \
                 (args.cbft_methods if "cbft" in args.stages else []):
             stage = "cbft" if method.startswith("cbft") else "ft"
