@@ -17,11 +17,11 @@ from torch.func import functional_call
 from .checks import check_int
 from .data.imageset import ImageSet, batches
 from .optim import SGDConfig
-from ..errors import ConfigError, NonFiniteLossError
-from .paths import check_compatible
-from .progress import bar as progress_bar
+from .train import Updater, steps_per_epoch, train_loop
+from ..errors import ConfigError
+from .paths import StateDict, check_compatible
 
-__all__ = ["barrier", "train_midpoint", "midpoint_batches", "BARRIER_FORMS"]
+__all__ = ["barrier", "transition_width", "train_midpoint", "BARRIER_FORMS"]
 
 BARRIER_FORMS: tuple[str, ...] = ("entezari", "frankle")
 
@@ -87,90 +87,63 @@ def transition_width(values: Sequence[float], ts: Sequence[float], low: float = 
     return crossing(high) - crossing(low)
 
 
-def midpoint_batches(n_images: int, batch_size: int) -> tuple[int, int]:
-    """Steps per epoch of :func:`train_midpoint` on ``n_images`` images, and the images of each step.
-
-    Only full batches when the set is larger than one (a tiny last batch would
-    skew train-mode BatchNorm); otherwise one step on every image.
-    """
-    check_int("n_images", n_images, minimum=1)
-    check_int("batch_size", batch_size, minimum=1)
-    return (n_images // batch_size, batch_size) if n_images > batch_size else (1, n_images)
-
-
 def train_midpoint(
     model_a: nn.Module,
     model_b: nn.Module,
     data: ImageSet,
+    start: StateDict,
+    sgd: SGDConfig,
     *,
     epochs: int,
-    lr: float,
     batch_size: int = 128,
-    momentum: float = 0.9,
-    weight_decay: float = 5e-4,
     seed: int = 0,
     progress: bool = True,
 ) -> dict[str, torch.Tensor]:
-    """Train the midpoint θM of a quadratic Bezier path θA → θM → θB; return its state dict.
+    """Train the midpoint θM of the quadratic Bezier path θA → θM → θB, as the authors do; return its state dict.
 
-    θM starts at (θA + θB)/2. Each batch draws t ~ U(0, 1) from a generator
-    seeded with ``seed`` and takes an SGD step (cosine schedule to 0 over all
-    steps) on the cross-entropy of θ(t) = (1 − t)²θA + 2t(1 − t)θM + t²θB,
-    with θA and θB frozen. The gradient reaches θM through the Bezier formula
-    by autograd, so it carries the factor 2t(1 − t) that the authors' public code
-    (github.com/EkdeepSLubana/MMC) applies to its learning rate. BatchNorm uses batch statistics (train mode)
-    while training; the returned BN running statistics are the endpoints'
-    mean, to be re-estimated by :func:`cbft_core.kernels.paths.evaluate_path`.
+    θM starts from ``start`` (the authors: a freshly initialised network).
+    Each batch draws t ~ U(0, 1) from a generator seeded with ``seed`` and
+    takes an SGD step of θM on the cross-entropy of
+    θ(t) = (1 − t)²θA + 2t(1 − t)θM + t²θB (θA, θB frozen) at the learning
+    rate of ``sgd`` scaled by 2t(1 − t) — the authors' ``train_quad_midpoint``
+    sets ``lr = base_lr · 2α(1 − α)`` and copies the gradient of the
+    interpolated network to θM unscaled, so the factor sits on the rate, not
+    on the gradient (unlike autograd through the Bezier formula, the two
+    differ once momentum and weight decay act). BatchNorm uses batch
+    statistics while training; θM's BN buffers are returned as ``start``'s,
+    to be re-estimated along the path.
     """
     check_int("epochs", epochs, minimum=1)
     check_int("batch_size", batch_size, minimum=1)
-    sgd = SGDConfig(lr=lr, momentum=momentum, weight_decay=weight_decay, schedule="cosine")
     if not isinstance(data, ImageSet) or len(data) == 0:
         raise ConfigError("data must be a non-empty ImageSet")
 
     sa = {k: v.detach() for k, v in model_a.state_dict().items()}
     sb = {k: v.detach() for k, v in model_b.state_dict().items()}
     check_compatible(sa, sb, "model_a", "model_b")
+    check_compatible(sa, start, "model_a", "start")
     template = copy.deepcopy(model_a).train()
     param_names = [name for name, _ in template.named_parameters()]
-    mid = {k: ((sa[k] + sb[k]) / 2).clone().requires_grad_(True) for k in param_names}
-
-    steps_per_epoch, per_step = midpoint_batches(len(data), batch_size)
-    drop_last = per_step < len(data)
-    opt, sched = sgd.make(list(mid.values()), epochs * steps_per_epoch, steps_per_epoch)
-    gen = torch.Generator().manual_seed(int(seed))
     device = next(iter(sa.values())).device
+    mid = {k: start[k].detach().to(device).clone().requires_grad_(True) for k in param_names}
+    gen = torch.Generator().manual_seed(int(seed))
 
-    bar = progress_bar(total=epochs * steps_per_epoch, desc="midpoint", show=progress)
-    try:
-        for epoch in range(epochs):
-            for step, (x, y) in enumerate(
-                batches(data, batch_size, shuffle=True, generator=gen, drop_last=drop_last, device=device)
-            ):
-                t = float(torch.rand((), generator=gen))
-                wa, wm, wb = (1 - t) ** 2, 2 * t * (1 - t), t * t
-                params = {k: wa * sa[k] + wm * mid[k] + wb * sb[k] for k in param_names}
-                loss = F.cross_entropy(functional_call(template, params, (x,)), y)
-                if not torch.isfinite(loss):
-                    raise NonFiniteLossError(
-                        f"midpoint training: loss is {loss.item()} at epoch {epoch}, step {step} "
-                        f"(t={t:.3f}); lower lr (now {sched.get_last_lr()[0]:.3g})"
-                    )
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                sched.step()
-                bar.update(1)
-                bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
-    finally:
-        bar.close()
+    def step(batch: tuple[torch.Tensor, torch.Tensor], updater: Updater) -> dict[str, torch.Tensor]:
+        x, y = batch
+        t = float(torch.rand((), generator=gen))
+        weight = 2 * t * (1 - t)
+        with torch.no_grad():
+            fixed = {k: (1 - t) ** 2 * sa[k] + weight * mid[k] + t * t * sb[k] for k in param_names}
+        # the value of θ(t), with ∂θ(t)/∂θM = 1: θM receives the gradient unscaled, as in the authors' code
+        point = {k: fixed[k] + (mid[k] - mid[k].detach()) for k in param_names}
+        loss = F.cross_entropy(functional_call(template, point, (x,)), y)
+        updater.update(loss, scale=weight)
+        return {"loss": loss}
 
+    train_loop(list(mid.values()), sgd, epochs=epochs, steps_per_epoch=steps_per_epoch(len(data), batch_size),
+               batches_of=lambda epoch: batches(data, batch_size, shuffle=True, generator=gen, device=device),
+               step=step, desc="midpoint", progress=progress, device=device)
     out: dict[str, torch.Tensor] = {}
     for k, va in sa.items():
-        if k in mid:
-            out[k] = mid[k].detach().clone()
-        elif va.is_floating_point():
-            out[k] = (va + sb[k]) / 2
-        else:
-            out[k] = va.clone()
+        out[k] = mid[k].detach().clone() if k in mid else start[k].detach().clone().to(va.device)
     return out

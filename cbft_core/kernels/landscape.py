@@ -16,13 +16,12 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ConfigError
 from . import connectivity, paths, train
 from .checks import check_int
-from .data.imageset import ImageSet, batches
+from .data.imageset import ImageSet
 from .progress import bar as progress_bar
 
 __all__ = [
@@ -116,6 +115,7 @@ def explore(
     midpoint: StateDict | None = None,
     sample_index: Sequence[int] = (),
     bn: str = "reestimate",
+    bn_data: ImageSet | None = None,
     bn_images: int = 2000,
     batch_size: int = 1000,
     progress: bool = True,
@@ -125,10 +125,10 @@ def explore(
     The point at (bend, t) is ``paths.bezier(a, bent_midpoint(a, b, midpoint, bend), b, t)``.
     ``midpoint`` is needed when a bend is not 0. With ``bn="reestimate"`` the
     BatchNorm statistics of each point are re-estimated on the first
-    ``bn_images`` samples of ``data`` (as :func:`cbft_core.study.experiments.path_result`
-    does; in one pass with :func:`cbft_core.kernels.paths.one_pass_logits` when they
-    are the whole set and it is small); with ``bn="interpolate"`` they are interpolated like every other
-    entry of the state dict (what *not* to do; shown for comparison).
+    ``bn_images`` training images of ``bn_data``, as
+    :func:`cbft_core.kernels.paths.evaluate_path` does; with ``bn="interpolate"``
+    they are interpolated like every other entry of the state dict (what *not*
+    to do; shown for comparison).
     """
     if not isinstance(model_a, nn.Module) or not isinstance(model_b, nn.Module):
         raise ConfigError("model_a and model_b must be torch.nn.Module instances")
@@ -142,6 +142,8 @@ def explore(
         raise ConfigError("midpoint: a bend other than 0 needs the trained midpoint (a state dict)")
     check_int("bn_images", bn_images, minimum=1)
     check_int("batch_size", batch_size, minimum=1)
+    if bn == "reestimate" and (not isinstance(bn_data, ImageSet) or len(bn_data) == 0):
+        raise ConfigError("bn_data: bn='reestimate' needs a non-empty ImageSet of training images")
     index = torch.as_tensor(np.asarray(sample_index, dtype=np.int64).reshape(-1))
     if index.numel() and (index.min() < 0 or index.max() >= len(data)):
         raise ConfigError(f"sample_index must index data (0..{len(data) - 1}), got {index.tolist()}")
@@ -153,8 +155,6 @@ def explore(
     paths.check_compatible(sa, sm, "model_a", "midpoint")
     template = copy.deepcopy(model_a)
     device = next(template.parameters()).device
-    bn_set = data if len(data) <= bn_images else data.subset(slice(0, bn_images))
-    one_pass = paths.takes_one_pass(len(data), bn_images)
 
     shape = (len(bend_arr), len(ts_arr))
     loss, acc = np.empty(shape), np.empty(shape)
@@ -166,14 +166,11 @@ def explore(
         for j, t in enumerate(ts_arr):
             with torch.no_grad():
                 template.load_state_dict(paths.bezier(sa, control, sb, float(t)))
-            if bn == "reestimate" and one_pass:
-                logits = paths.one_pass_logits(template, data, device)
-            else:
-                if bn == "reestimate":
-                    paths.reset_bn(template, batches(bn_set, batch_size, device=device))
-                logits = train.predict(template, data, batch_size, device)
-            loss[i, j] = float(F.cross_entropy(logits.double(), data.labels, reduction="mean"))
-            acc[i, j] = float((logits.argmax(1) == data.labels).double().mean())
+            if bn == "reestimate":
+                paths.reestimate_bn(template, bn_data, bn_images, batch_size=batch_size)
+            logits = train.predict(template, data, batch_size, device)
+            scores = train.loss_acc(logits, data.labels)
+            loss[i, j], acc[i, j] = scores["loss"], scores["acc"]
             probs[i, j] = logits[index].softmax(dim=1).numpy()
             bar.update()
     bar.close()

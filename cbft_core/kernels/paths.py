@@ -4,7 +4,9 @@ A path maps t ∈ [0, 1] to a state dict: :func:`linear` (θA → θB) or the
 quadratic :func:`bezier` through a midpoint. Only floating-point entries are
 interpolated; integer buffers (BatchNorm's ``num_batches_tracked``) come from
 ``a``. Interpolated BatchNorm running statistics are meaningless, so
-:func:`evaluate_path` re-estimates them at every point with :func:`reset_bn`.
+:func:`evaluate_path` re-estimates them at every point on *training* images
+(:func:`reestimate_bn`), once per t, shared by every evaluated set — never on
+the images being scored, which would adapt the network to them.
 """
 from __future__ import annotations
 
@@ -15,21 +17,21 @@ from typing import Any, Iterable, Iterator, Mapping
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from .checks import check_int, check_number
+from .checks import check_choice, check_int, check_number
+from . import train
 from .data.imageset import ImageSet, batches
 from ..errors import ConfigError
 from .progress import bar as progress_bar
 
-__all__ = ["linear", "bezier", "check_compatible", "check_unit_values", "reset_bn", "takes_one_pass",
-           "one_pass_logits", "evaluate_path", "PathResult"]
+__all__ = ["linear", "bezier", "check_compatible", "check_unit_values", "reset_bn", "reestimate_bn",
+           "evaluate_path", "PathResult", "BN_AVERAGES", "RUNNING_BATCH"]
 
 StateDict = Mapping[str, torch.Tensor]
 
-# sets of up to this many images that are their own BN data are re-estimated and evaluated in one pass
-ONE_PASS_IMAGES = 4096
+BN_AVERAGES: tuple[str, ...] = ("cumulative", "running")
+RUNNING_BATCH = 128  # batch size of the authors' training loader (syndata.get_dataloader), used by "running"
 
 
 def check_compatible(a: StateDict, b: StateDict, name_a: str = "a", name_b: str = "b") -> None:
@@ -173,7 +175,6 @@ class PathResult:
     loss: dict[str, np.ndarray] = field(default_factory=dict)
     acc: dict[str, np.ndarray] = field(default_factory=dict)
     bn_resets: int = 0
-    bn_data: str = "same"
 
     def error(self, name: str) -> np.ndarray:
         """Error (1 − accuracy) along the path on set ``name``."""
@@ -186,8 +187,13 @@ class PathResult:
             "loss": {k: [float(v) for v in vals] for k, vals in self.loss.items()},
             "acc": {k: [float(v) for v in vals] for k, vals in self.acc.items()},
             "bn_resets": int(self.bn_resets),
-            "bn_data": self.bn_data,
         }
+
+    @classmethod
+    def from_dict(cls, stored: Mapping[str, Any]) -> "PathResult":
+        """The inverse of :meth:`to_dict`."""
+        return cls(ts=np.asarray(stored["ts"]), loss={k: np.asarray(v) for k, v in stored["loss"].items()},
+                   acc={k: np.asarray(v) for k, v in stored["acc"].items()}, bn_resets=int(stored["bn_resets"]))
 
 
 def check_unit_values(values: Any, name: str = "ts", increasing: bool = False) -> np.ndarray:
@@ -203,45 +209,37 @@ def check_unit_values(values: Any, name: str = "ts", increasing: bool = False) -
     return arr
 
 
-def _first(data: ImageSet, n: int) -> ImageSet:
-    return data if len(data) <= n else data.subset(slice(0, n))
+def reestimate_bn(model: nn.Module, bn_data: ImageSet, bn_images: int = 2000, average: str = "cumulative",
+                  batch_size: int = 512, seed: int = 0) -> int:
+    """Give every BatchNorm of ``model`` statistics of the first ``bn_images`` images of ``bn_data``.
 
-
-@torch.inference_mode()
-def _loss_acc(model: nn.Module, data: ImageSet, batch_size: int, device: torch.device) -> tuple[float, float]:
-    loss_sum = torch.zeros((), dtype=torch.float64)
-    correct = 0
-    for x, y in batches(data, batch_size, device=device):
-        logits = model(x)
-        loss_sum += F.cross_entropy(logits, y, reduction="sum").double().cpu()
-        correct += int((logits.argmax(dim=1) == y).sum())
-    n = len(data)
-    return float(loss_sum) / n, correct / n
-
-
-def takes_one_pass(n_images: int, bn_images: int, limit: int = ONE_PASS_IMAGES) -> bool:
-    """Whether a set of ``n_images`` that is its own BN data (``bn_images`` per re-estimation)
-    is re-estimated and evaluated in one pass (:func:`one_pass_logits`): all of it is BN data,
-    and it is no larger than ``limit``."""
-    return n_images <= min(bn_images, limit)
-
-
-def one_pass_logits(model: nn.Module, data: ImageSet, device: torch.device | str | None = None) -> torch.Tensor:
-    """Re-estimate BatchNorm on all of ``data`` and return the model's logits on it, in one forward pass.
-
-    The whole set goes through the model as one batch in train mode (under
-    ``no_grad``): every BatchNorm normalises with the statistics of the full
-    set and keeps them (``momentum=None``) as its running statistics. This
-    equals :func:`reset_bn` over the set followed by evaluation, at half the
-    cost, except that the variance used to normalise is the biased one (a
-    factor (n − 1)/n, n = images × positions, i.e. below 1e-3 relative for
-    any real set). Modes and momenta are restored. Float32 logits on the CPU.
+    ``average="cumulative"`` (the book's default): reset, then the exact
+    image-weighted average over those images (:func:`reset_bn`).
+    ``"running"`` (the authors' ``mode_connect.probe_connect``): no reset, one
+    pass in shuffled batches of :data:`RUNNING_BATCH` with each module's own
+    momentum (PyTorch's 0.1), so the statistics are a running average weighted
+    toward the last batches. Returns the number of batches.
     """
-    if device is None:
-        device = next(model.parameters()).device
-    with _reestimating_bn(model):
-        x, _ = next(batches(data, len(data), device=device))
-        return model(x).float().cpu()
+    check_choice("bn_average", average, BN_AVERAGES)
+    check_int("bn_images", bn_images, minimum=1)
+    if not isinstance(bn_data, ImageSet) or len(bn_data) == 0:
+        raise ConfigError(f"bn_data must be a non-empty ImageSet of training images, got {type(bn_data).__name__}")
+    data = bn_data if len(bn_data) <= bn_images else bn_data.subset(slice(0, bn_images))
+    device = train.model_device(model)
+    if average == "cumulative":
+        return reset_bn(model, batches(data, batch_size, device=device))
+    modes = {m: m.training for m in model.modules()}
+    count = 0
+    try:
+        model.train()
+        with torch.no_grad():
+            for x, _ in batches(data, RUNNING_BATCH, shuffle=True, seed=seed, device=device):
+                model(x)
+                count += 1
+    finally:
+        for m, mode in modes.items():
+            m.training = mode
+    return count
 
 
 def evaluate_path(
@@ -249,25 +247,24 @@ def evaluate_path(
     model_b: nn.Module,
     sets: Mapping[str, ImageSet],
     ts: Iterable[float],
-    bn_data: str | ImageSet = "same",
+    bn_data: ImageSet,
+    *,
     midpoint: StateDict | None = None,
     bn_images: int = 2000,
+    bn_average: str = "cumulative",
     batch_size: int = 512,
     progress: bool = True,
-    one_pass_images: int = ONE_PASS_IMAGES,
 ) -> PathResult:
     """Loss and accuracy of the models along the path from ``model_a`` to ``model_b`` on each set.
 
     The path is linear, or quadratic Bezier through ``midpoint`` (a state dict)
     when given. One template module (a copy of ``model_a``) is loaded with each
-    point's parameters. BatchNorm statistics are re-estimated once per t per BN
-    source: ``bn_data="same"`` uses each evaluation set's own first
-    ``bn_images`` samples (one reset per set per t); the name of a set in
-    ``sets``, or an :class:`ImageSet`, gives one reset per t shared by all sets.
-    Models without BatchNorm skip the reset. With ``"same"``, a set of at most
-    ``one_pass_images`` images that is all its own BN data (``bn_images`` ≥
-    its size) is re-estimated and evaluated in one pass (:func:`one_pass_logits`:
-    exact full-set statistics) instead of two; ``one_pass_images=0`` turns that off.
+    point's parameters; at each t its BatchNorm statistics are re-estimated
+    once on ``bn_data`` (training images; :func:`reestimate_bn` with
+    ``bn_images`` and ``bn_average``) and shared by every set, which is then
+    scored in eval mode with :func:`cbft_core.kernels.train.evaluate`. At t = 0
+    and t = 1 the numbers are exactly those of the endpoint model with the same
+    re-estimated statistics. Models without BatchNorm skip the re-estimation.
     """
     if not isinstance(model_a, nn.Module) or not isinstance(model_b, nn.Module):
         raise ConfigError("model_a and model_b must be torch.nn.Module instances")
@@ -276,24 +273,12 @@ def evaluate_path(
     for name, data in sets.items():
         if not isinstance(data, ImageSet) or len(data) == 0:
             raise ConfigError(f"sets[{name!r}] must be a non-empty ImageSet, got {type(data).__name__}")
+    if not isinstance(bn_data, ImageSet) or len(bn_data) == 0:
+        raise ConfigError(f"bn_data must be a non-empty ImageSet of training images, got {type(bn_data).__name__}")
     ts_arr = check_unit_values(ts)
-    bn_images = check_int("bn_images", bn_images, minimum=1)
-    one_pass_images = check_int("one_pass_images", one_pass_images, minimum=0)
-    batch_size = check_int("batch_size", batch_size, minimum=1)
-    shared_bn: ImageSet | None
-    if isinstance(bn_data, ImageSet):
-        shared_bn, bn_label = bn_data, "<ImageSet>"
-    elif bn_data == "same":
-        shared_bn, bn_label = None, "same"
-    elif isinstance(bn_data, str) and bn_data in sets:
-        shared_bn, bn_label = sets[bn_data], bn_data
-    else:
-        raise ConfigError(
-            f"bn_data must be 'same', the name of a set in sets ({list(sets)}) or an ImageSet; "
-            f"got {bn_data!r}"
-        )
-    if shared_bn is not None and len(shared_bn) == 0:
-        raise ConfigError("bn_data: the BatchNorm data set is empty")
+    check_int("bn_images", bn_images, minimum=1)
+    check_choice("bn_average", bn_average, BN_AVERAGES)
+    check_int("batch_size", batch_size, minimum=1)
 
     sa = {k: v.detach() for k, v in model_a.state_dict().items()}
     sb = {k: v.detach() for k, v in model_b.state_dict().items()}
@@ -304,31 +289,17 @@ def evaluate_path(
         check_compatible(sa, sm, "model_a", "midpoint")
 
     template = copy.deepcopy(model_a)
-    device = next(iter(sa.values())).device if sa else torch.device("cpu")
     has_bn = bool(_bn_modules(template))
-    bn_sets = {name: _first(data, bn_images) for name, data in sets.items()}
-    shared_bn = _first(shared_bn, bn_images) if shared_bn is not None else None
-
     loss = {name: np.empty(len(ts_arr)) for name in sets}
     acc = {name: np.empty(len(ts_arr)) for name in sets}
     resets = 0
     for i, t in enumerate(progress_bar(ts_arr, desc="path", show=progress)):
         with torch.no_grad():
-            point = linear(sa, sb, t) if sm is None else bezier(sa, sm, sb, t)
-            template.load_state_dict(point)
-        if has_bn and shared_bn is not None:
-            reset_bn(template, batches(shared_bn, batch_size, device=device))
+            template.load_state_dict(linear(sa, sb, t) if sm is None else bezier(sa, sm, sb, t))
+        if has_bn:
+            reestimate_bn(template, bn_data, bn_images, bn_average, batch_size)
             resets += 1
         for name, data in sets.items():
-            if has_bn and shared_bn is None and takes_one_pass(len(data), bn_images, one_pass_images):
-                logits = one_pass_logits(template, data, device).double()
-                loss[name][i] = float(F.cross_entropy(logits, data.labels, reduction="sum")) / len(data)
-                acc[name][i] = float((logits.argmax(dim=1) == data.labels).double().mean())
-                resets += 1
-                continue
-            if has_bn and shared_bn is None:
-                reset_bn(template, batches(bn_sets[name], batch_size, device=device))
-                resets += 1
-            template.eval()
-            loss[name][i], acc[name][i] = _loss_acc(template, data, batch_size, device)
-    return PathResult(ts=ts_arr, loss=loss, acc=acc, bn_resets=resets, bn_data=bn_label)
+            scores = train.evaluate(template, data, batch_size)
+            loss[name][i], acc[name][i] = scores["loss"], scores["acc"]
+    return PathResult(ts=ts_arr, loss=loss, acc=acc, bn_resets=resets)

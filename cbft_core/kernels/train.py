@@ -1,15 +1,18 @@
-"""Training and evaluation loops: seeded SGD with a per-step schedule, NaN checks, progress.
+"""The one training loop and the one evaluation: seeded SGD updates with a NaN check, progress, history.
 
-``fit`` trains a model in place on an :class:`~cbft_core.kernels.data.imageset.ImageSet`
-(optimiser and schedule from :class:`~cbft_core.kernels.optim.SGDConfig`);
-``evaluate`` / ``predict`` / ``features`` run it over a whole set in eval mode.
-The finiteness check is public because :mod:`cbft_core.kernels.finetune`
-drives its own two-step loops with it.
+:func:`train_loop` runs epochs of batches through a caller's ``step``
+function, which takes its update(s) with :meth:`Updater.update` — the one
+step helper: NaN/inf check, backward pass, SGD step at the scheduled rate
+(:class:`~cbft_core.kernels.optim.SGDConfig`, the one settings object).
+:func:`fit` (the models), :func:`cbft_core.kernels.connectivity.train_midpoint`
+and every method of :mod:`cbft_core.kernels.finetune` / :mod:`cbft_core.kernels.cbft`
+are ``step`` functions over it. :func:`evaluate` is the one loss-and-accuracy
+over a set (``predict`` / ``features`` run a model over a whole set in eval mode).
 """
 from __future__ import annotations
 
 import math
-from typing import Callable
+from typing import Any, Callable, Iterable, Mapping
 
 import torch
 import torch.nn.functional as F
@@ -21,20 +24,8 @@ from .optim import SCHEDULES, SGDConfig
 from ..errors import ConfigError, NonFiniteLossError
 from .progress import bar as progress_bar
 
-__all__ = [
-    "SCHEDULES",
-    "set_seed",
-    "fit",
-    "evaluate",
-    "predict",
-    "features",
-    "check_finite",
-    "model_device",
-]
-
-def set_seed(seed: int) -> None:
-    """Seed torch's default generator (used by model initialisation)."""
-    torch.manual_seed(int(seed))
+__all__ = ["SCHEDULES", "Updater", "train_loop", "steps_per_epoch", "fit", "evaluate", "loss_acc", "predict", "features",
+           "model_device"]
 
 
 def model_device(model: nn.Module) -> torch.device:
@@ -44,13 +35,107 @@ def model_device(model: nn.Module) -> torch.device:
     return torch.device("cpu")
 
 
-def check_finite(loss: torch.Tensor, *, desc: str, epoch: int, step: int, what: str = "loss") -> None:
-    """Raise NonFiniteLossError naming ``desc``, the epoch and the step if ``loss`` is NaN/inf."""
-    if not bool(torch.isfinite(loss.detach()).all()):
-        raise NonFiniteLossError(
-            f"{desc}: non-finite {what} ({float(loss.detach().reshape(-1)[0])}) at epoch {epoch}, "
-            f"step {step}; lower the learning rate or check the data"
-        )
+class Updater:
+    """The optimiser of one training run; :meth:`update` is every loop's one step helper.
+
+    The rate of batch ``b`` (0-based over the run) is ``sgd.lr_at(b, ...)``,
+    times the ``scale`` an update asks for (the midpoint's 2t(1 − t)). The loss
+    is checked for NaN/inf before each update: at once on the CPU; on a GPU
+    the first bad update is recorded on the device and raised at the end of
+    its epoch (no host synchronisation per update).
+    """
+
+    def __init__(self, params: Iterable[torch.Tensor], sgd: SGDConfig, *, steps_per_epoch: int, epochs: int,
+                 desc: str, device: torch.device) -> None:
+        self.sgd, self.steps_per_epoch, self.epochs, self.desc = sgd, steps_per_epoch, epochs, desc
+        self.opt = sgd.optimizer(params)
+        self.check_now = device.type == "cpu"
+        self.batch = self.epoch = self.step = 0
+        self.rate = sgd.lr
+        self._bad = None  # (step, loss) of the first non-finite loss of the epoch, on the device
+
+    def begin(self, batch: int, epoch: int, step: int) -> None:
+        """Enter batch ``batch`` (over the run), step ``step`` of epoch ``epoch`` (both 0-based)."""
+        self.batch, self.epoch, self.step = batch, epoch, step
+        self.rate = self.sgd.lr_at(batch, self.steps_per_epoch, self.epochs)
+
+    def update(self, loss: torch.Tensor, *, scale: float = 1.0, what: str = "loss") -> None:
+        """Check ``loss``, backpropagate it and take one SGD step at the scheduled rate × ``scale``."""
+        if self.check_now:
+            if not bool(torch.isfinite(loss.detach())):
+                self._raise(float(loss.detach()), self.step + 1, what)
+        elif self._bad is None:
+            bad = ~torch.isfinite(loss.detach())
+            self._bad = (torch.where(bad, self.step + 1, 0), loss.detach().float(), what)
+        else:
+            step, value, name = self._bad
+            bad = (step == 0) & ~torch.isfinite(loss.detach())
+            self._bad = (torch.where(bad, self.step + 1, step), torch.where(bad, loss.detach().float(), value), name)
+        for group in self.opt.param_groups:
+            group["lr"] = self.rate * scale
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+
+    def end_epoch(self) -> None:
+        """Raise :class:`NonFiniteLossError` for a bad update recorded on the device in this epoch."""
+        if self._bad is not None:
+            step, value, what = self._bad
+            self._bad = None
+            if int(step) > 0:
+                self._raise(float(value), int(step), what)
+
+    def _raise(self, value: float, step: int, what: str) -> None:
+        raise NonFiniteLossError(f"{self.desc}: non-finite {what} ({value}) at epoch {self.epoch + 1}, step {step}; "
+                                 "lower the learning rate or check the data")
+
+
+def train_loop(
+    params: Iterable[torch.Tensor],
+    sgd: SGDConfig,
+    *,
+    epochs: int,
+    steps_per_epoch: int,
+    batches_of: Callable[[int], Iterable[Any]],
+    step: Callable[[Any, Updater], Mapping[str, Any]],
+    desc: str = "train",
+    progress: bool = True,
+    device: torch.device | str = "cpu",
+) -> dict[str, list[float]]:
+    """Train ``params`` with ``sgd`` for ``epochs`` of at most ``steps_per_epoch`` batches; return the history.
+
+    ``batches_of(epoch)`` yields the epoch's batches; ``step(batch, updater)``
+    computes the losses, takes its update(s) with ``updater.update`` and
+    returns scalars (floats or 0-dim tensors) to record. The history holds,
+    per epoch, the mean over batches of each returned scalar, and ``lr`` (the
+    rate of the epoch's last batch).
+    """
+    check_int("epochs", epochs, minimum=1)
+    check_int("steps_per_epoch", steps_per_epoch, minimum=1)
+    updater = Updater(params, sgd, steps_per_epoch=steps_per_epoch, epochs=epochs, desc=desc,
+                      device=torch.device(device))
+    history: dict[str, list[float]] = {}
+    bar = progress_bar(range(epochs), desc=desc, show=progress)
+    try:
+        for epoch in bar:
+            sums: dict[str, Any] = {}
+            count = 0
+            for i, batch in enumerate(batches_of(epoch)):
+                if i >= steps_per_epoch:
+                    break
+                updater.begin(epoch * steps_per_epoch + i, epoch, i)
+                for key, value in step(batch, updater).items():
+                    value = value.detach() if isinstance(value, torch.Tensor) else value
+                    sums[key] = sums.get(key, 0.0) + value
+                count += 1
+            updater.end_epoch()
+            for key, value in sums.items():
+                history.setdefault(key, []).append(float(value) / max(count, 1))
+            history.setdefault("lr", []).append(updater.rate)
+            bar.set_postfix({k: f"{v[-1]:.3f}" for k, v in history.items() if k != "lr"}, refresh=False)
+    finally:
+        bar.close()
+    return history
 
 
 def _check_data(name: str, data: object, model: nn.Module | None = None) -> ImageSet:
@@ -71,110 +156,67 @@ def _check_data(name: str, data: object, model: nn.Module | None = None) -> Imag
     return data
 
 
+def steps_per_epoch(n: int, batch_size: int, max_batches: int | None = None) -> int:
+    """Batches of one shuffled pass over ``n`` images (the last one may be short), capped at ``max_batches``."""
+    steps = math.ceil(n / batch_size)
+    return steps if max_batches is None else min(steps, max_batches)
+
+
 def fit(
     model: nn.Module,
     data: ImageSet,
+    sgd: SGDConfig,
     *,
     epochs: int,
-    lr: float,
     batch_size: int = 128,
-    momentum: float = 0.9,
-    weight_decay: float = 5e-4,
-    schedule: str = "cosine",
-    step_every: int | None = None,
-    gamma: float = 0.1,
     seed: int = 0,
     desc: str = "train",
     progress: bool = True,
-    device: torch.device | str | None = None,
     max_batches: int | None = None,
     return_history: bool = False,
     channels_last: bool = False,
     amp: bool = False,
-    check_every_step: bool | None = None,
 ) -> nn.Module | tuple[nn.Module, dict[str, list[float]]]:
-    """Train ``model`` in place with SGD on cross-entropy over ``data``; return it.
+    """Train ``model`` in place on cross-entropy over ``data`` with :func:`train_loop`; return it.
 
-    The learning rate follows ``schedule`` per optimiser step (``cosine`` to 0
-    over all steps, ``step``: ×``gamma`` every ``step_every`` epochs, or
-    ``constant``). Batches are reshuffled every epoch from one generator seeded
-    with ``seed``. A NaN/inf loss raises :class:`NonFiniteLossError` naming
-    ``desc``, the epoch and the step. ``max_batches`` caps the batches per epoch
-    (smoke tests). With ``return_history`` returns ``(model, history)`` where
-    ``history`` has per-epoch ``loss``, ``acc`` and ``lr`` (last step's).
-    The model's train/eval mode is restored at the end, also when training fails.
-
-    The GPU path: the set is moved to the model's device once (uint8) and
-    every batch is cut and normalised there. ``channels_last`` stores the
-    model and the batches as NHWC (faster convolutions on tensor-core GPUs;
-    the same function, other summation orders). ``amp`` runs the forward in
-    bfloat16 autocast (the loss, the weights and the optimiser stay float32);
-    it changes the numbers, so it is off unless asked for. ``check_every_step``
-    (default: on the CPU only) tests the loss for NaN/inf after every step;
-    off, the first bad step is recorded on the device and raised at the end of
-    its epoch, sparing a host synchronisation per step.
+    Batches are reshuffled every epoch from one generator seeded with ``seed``;
+    ``max_batches`` caps the batches per epoch (smoke tests). With
+    ``return_history`` returns ``(model, history)`` (per-epoch ``loss``, ``acc``,
+    ``lr``). The model's train/eval mode is restored at the end, also when
+    training fails. The set is moved to the model's device once (uint8) and
+    batches are cut and normalised there. ``channels_last`` stores the model
+    and the batches as NHWC (faster convolutions on tensor-core GPUs; the same
+    function). ``amp`` runs the forward in bfloat16 autocast (the loss, the
+    weights and the optimiser stay float32); it changes the numbers.
     """
     check_int("epochs", epochs, minimum=1)
     check_int("batch_size", batch_size, minimum=1)
     if max_batches is not None:
         check_int("max_batches", max_batches, minimum=1)
-    sgd = SGDConfig(lr=lr, momentum=momentum, weight_decay=weight_decay, schedule=schedule,
-                    step_every=step_every, gamma=gamma)
     _check_data("data", data, model)
-    if device is not None:
-        model.to(device)
     dev = model_device(model)
     if channels_last:
         model.to(memory_format=torch.channels_last)
     data = data.to(dev)  # once for every epoch
-    if check_every_step is None:
-        check_every_step = dev.type == "cpu"
-
-    steps_per_epoch = math.ceil(len(data) / batch_size)
-    if max_batches is not None:
-        steps_per_epoch = min(steps_per_epoch, max_batches)
-    opt, sched = sgd.make(model.parameters(), steps_per_epoch * epochs, steps_per_epoch)
     gen = torch.Generator().manual_seed(int(seed))
-    history: dict[str, list[float]] = {"loss": [], "acc": [], "lr": []}
+
+    def step(batch: tuple[torch.Tensor, torch.Tensor], updater: Updater) -> dict[str, torch.Tensor]:
+        x, y = batch
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
+            logits = model(x)
+        loss = F.cross_entropy(logits.float(), y)
+        updater.update(loss)
+        return {"loss": loss, "acc": (logits.detach().argmax(1) == y).float().mean()}
+
     was_training = model.training
     model.train()
-    bar = progress_bar(range(epochs), desc=desc, show=progress)
     try:
-        for epoch in bar:
-            loss_sum = torch.zeros((), dtype=torch.float64, device=dev)
-            correct = torch.zeros((), dtype=torch.int64, device=dev)
-            seen = 0
-            first_bad = torch.full((), -1, dtype=torch.int64, device=dev)  # step (1-based) of the first NaN/inf loss
-            bad_loss = torch.zeros((), device=dev)
-            for i, (x, y) in enumerate(batches(data, batch_size, shuffle=True, generator=gen,
-                                               channels_last=channels_last)):
-                if i >= steps_per_epoch:
-                    break
-                cur_lr = opt.param_groups[0]["lr"]
-                with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
-                    logits = model(x)
-                loss = F.cross_entropy(logits.float(), y)
-                if check_every_step:
-                    check_finite(loss, desc=desc, epoch=epoch + 1, step=i + 1)
-                else:
-                    new_bad = (first_bad < 0) & ~torch.isfinite(loss.detach())
-                    first_bad = torch.where(new_bad, i + 1, first_bad)
-                    bad_loss = torch.where(new_bad, loss.detach().float(), bad_loss)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                sched.step()
-                loss_sum += loss.detach().double() * len(y)
-                correct += (logits.detach().argmax(1) == y).sum()
-                seen += len(y)
-            if int(first_bad) > 0:
-                check_finite(bad_loss, desc=desc, epoch=epoch + 1, step=int(first_bad))
-            history["loss"].append(float(loss_sum) / seen)
-            history["acc"].append(float(correct) / seen)
-            history["lr"].append(cur_lr)
-            bar.set_postfix(loss=f"{history['loss'][-1]:.3f}", acc=f"{history['acc'][-1]:.3f}")
+        history = train_loop(model.parameters(), sgd, epochs=epochs,
+                             steps_per_epoch=steps_per_epoch(len(data), batch_size, max_batches),
+                             batches_of=lambda epoch: batches(data, batch_size, shuffle=True, generator=gen,
+                                                              channels_last=channels_last),
+                             step=step, desc=desc, progress=progress, device=dev)
     finally:
-        bar.close()
         model.train(was_training)
     return (model, history) if return_history else model
 
@@ -216,15 +258,17 @@ def features(
     return _over_set(model, data, batch_size, device, model.features)
 
 
+def loss_acc(logits: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
+    """Mean cross-entropy (summed in float64) and accuracy of ``logits`` ``[N, K]`` against ``labels``."""
+    logits, labels = logits.double().cpu(), labels.cpu()
+    return {"loss": float(F.cross_entropy(logits, labels, reduction="sum")) / len(labels),
+            "acc": float((logits.argmax(1) == labels).double().mean())}
+
+
 def evaluate(
     model: nn.Module, data: ImageSet, batch_size: int = 512, device: torch.device | str | None = None
 ) -> dict[str, float]:
-    """Mean cross-entropy ``loss`` and accuracy ``acc`` of ``model`` on ``data`` (eval mode).
-
-    Per-sample losses are summed in float64.
-    """
+    """Mean cross-entropy ``loss`` and accuracy ``acc`` of ``model`` on ``data`` (eval mode):
+    the one loss-and-accuracy over a set of the library."""
     _check_data("data", data, model)
-    logits = predict(model, data, batch_size, device)
-    losses = F.cross_entropy(logits.double(), data.labels, reduction="none")
-    acc = (logits.argmax(1) == data.labels).double().mean()
-    return {"loss": float(losses.sum() / len(data)), "acc": float(acc)}
+    return loss_acc(predict(model, data, batch_size, device), data.labels)

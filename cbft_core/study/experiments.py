@@ -21,7 +21,8 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
-from ..kernels import alignment, connectivity, data, finetune, landscape, paths, train
+from ..kernels import alignment, cbft, connectivity, data, finetune, landscape, paths, train
+from ..kernels.optim import SGDConfig
 from ..kernels.data.imageset import ImageSet
 from ..kernels.seeding import role_seed
 from . import cache, zoo
@@ -66,7 +67,7 @@ PAIRS: dict[str, tuple[tuple[float | None, int], tuple[float | None, int]]] = {
 # views on which finetune_summary evaluates the path back to the cue model
 SUMMARY_PATH_VIEWS: tuple[str, ...] = ("cue", "rand-img")
 
-FT_METHODS: tuple[str, ...] = finetune.METHODS  # every fine-tuning method the kernel offers
+FT_METHODS: tuple[str, ...] = finetune.METHODS + cbft.METHODS  # every fine-tuning method the kernels offer
 
 
 def cache_key(cfg: Preset, **extra: Any) -> dict[str, Any]:
@@ -93,13 +94,12 @@ def pair_models(cfg: Preset, seed: int, pair: str, cue: str = "box",
 
 
 def _path_from_dict(stored: dict[str, Any]) -> paths.PathResult:
-    return paths.PathResult(
-        ts=np.asarray(stored["ts"]),
-        loss={k: np.asarray(v) for k, v in stored["loss"].items()},
-        acc={k: np.asarray(v) for k, v in stored["acc"].items()},
-        bn_resets=stored["bn_resets"],
-        bn_data=stored["bn_data"],
-    )
+    return paths.PathResult.from_dict(stored)
+
+
+def bn_data(cfg: Preset, cue: str = "box") -> ImageSet:
+    """The training images on which BatchNorm statistics are re-estimated along every path: clean ones."""
+    return zoo.train_set(cfg, cue, 0.0)
 
 
 def _ts(cfg: Preset) -> np.ndarray:
@@ -121,8 +121,8 @@ def path_result(cfg: Preset, seed: int, pair: str, cue: str = "box", curve: str 
         model_a, model_b = pair_models(cfg, seed, pair, cue, progress)
         mid = midpoint(cfg, seed, pair, cue, progress) if curve == "bezier" else None
         ts = _ts(cfg) if curve == "linear" else np.linspace(0.0, 1.0, cfg.switch_points)
-        result = paths.evaluate_path(model_a, model_b, zoo.test_views(cfg, cue), ts,
-                                     midpoint=mid, bn_images=cfg.bn_images,
+        result = paths.evaluate_path(model_a, model_b, zoo.test_views(cfg, cue), ts, bn_data(cfg, cue),
+                                     midpoint=mid, bn_images=cfg.bn_images, bn_average=cfg.bn_average,
                                      batch_size=cfg.eval_batch_size, progress=progress)
         return result.to_dict()
 
@@ -155,20 +155,27 @@ def midpoint(cfg: Preset, seed: int, pair: str, cue: str = "box",
              progress: bool = True) -> dict[str, torch.Tensor]:
     """The trained Bezier midpoint between ``pair``'s models (cached).
 
-    Trained on the cue training data (cue on ``cfg.proportion`` of each
-    class): both endpoints fit it — one through the cue, one through the
-    shapes — so a low-loss curve on it says nothing yet about which mechanism
-    the points along it use; the counterfactual views measure that.
+    As the authors train it: from a freshly initialised network, on the
+    training data with the cue on every image (both endpoints fit it — one
+    through the cue, one through the shapes — so a low-loss curve on it says
+    nothing yet about which mechanism the points along it use; the
+    counterfactual views measure that).
     """
     def compute() -> dict[str, torch.Tensor]:
         model_a, model_b = pair_models(cfg, seed, pair, cue, progress)
-        mixed = zoo.train_set(cfg, cue, cfg.proportion)
+        start = zoo.build_model(cfg, cue, seed=role_seed("midpoint-init", seed=seed, pair=pair, cue=cue))
         return connectivity.train_midpoint(
-            model_a, model_b, mixed, epochs=cfg.midpoint_epochs, lr=cfg.midpoint_lr,
-            batch_size=cfg.batch_size, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
+            model_a, model_b, zoo.train_set(cfg, cue, 1.0), start.state_dict(), midpoint_sgd(cfg),
+            epochs=cfg.midpoint_epochs, batch_size=cfg.batch_size,
             seed=role_seed("midpoint", seed=seed, pair=pair, cue=cue), progress=progress)
 
     return cache.cached("midpoint", midpoint_key(cfg, seed, pair, cue), compute)
+
+
+def midpoint_sgd(cfg: Preset) -> SGDConfig:
+    """The midpoint's SGD settings: the authors' step decay (×0.1 every ``midpoint_step_every`` epochs)."""
+    return SGDConfig(lr=cfg.midpoint_lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, schedule="step",
+                     step_every=cfg.midpoint_step_every)
 
 
 def midpoint_key(cfg: Preset, seed: int, pair: str, cue: str = "box") -> dict[str, Any]:
@@ -177,31 +184,24 @@ def midpoint_key(cfg: Preset, seed: int, pair: str, cue: str = "box") -> dict[st
 
 
 def clean_subset(cfg: Preset, seed: int, n_clean: int | None = None, cue: str = "box") -> ImageSet:
-    """``n_clean`` cue-free training images drawn without replacement (class-balanced order not assumed)."""
+    """``n_clean`` cue-free training images drawn uniformly with replacement (the authors' ``np.random.randint``)."""
     n = cfg.n_clean if n_clean is None else n_clean
     clean = zoo.train_set(cfg, cue, 0.0)
     if not 0 < n <= len(clean):
         raise ConfigError(f"n_clean must be in [1, {len(clean)}], got {n}")
     g = torch.Generator().manual_seed(role_seed("clean-subset", seed=seed, cue=cue, n=n))
-    return clean.subset(torch.randperm(len(clean), generator=g)[:n])
+    return clean.subset(torch.randint(0, len(clean), (n,), generator=g))
 
 
 def cue_subset(cfg: Preset, seed: int, cue: str = "box") -> ImageSet:
-    """``cfg.n_cue`` images of the cue training data D_c (cue on ``cfg.proportion`` of each class)."""
+    """``cfg.n_cue`` images of the cue training data D_c (cue on ``cfg.proportion`` of each class), drawn
+    uniformly with replacement (the authors' ``np.random.randint``)."""
     cued = zoo.train_set(cfg, cue, cfg.proportion)
     n = min(cfg.n_cue, len(cued))
     g = torch.Generator().manual_seed(role_seed("cue-subset", seed=seed, cue=cue, n=n))
-    return cued.subset(torch.randperm(len(cued), generator=g)[:n])
+    return cued.subset(torch.randint(0, len(cued), (n,), generator=g))
 
 
-def _method_config(cfg: Preset, method: str) -> dict[str, Any]:
-    if method.startswith("cbft"):
-        settings = dict(epochs=cfg.cbft_epochs, lr=cfg.cbft_lr, margin=cfg.cbft_margin, lam=cfg.cbft_lambda,
-                        warmup_epochs=cfg.cbft_warmup_epochs)
-        if method == "cbft-no-invariance":  # the method fixes lam = 0 itself
-            settings.pop("lam")
-        return settings
-    return dict(epochs=cfg.ft_epochs, lr=cfg.ft_lr)
 
 
 def finetuned_key(cfg: Preset, seed: int, method: str, n: int, cue: str) -> dict[str, Any]:
@@ -222,12 +222,17 @@ def finetuned(cfg: Preset, seed: int, method: str, n_clean: int | None = None, c
 
     def compute() -> dict[str, torch.Tensor]:
         start = zoo.child(cfg, seed, cue, cfg.proportion, 0, progress=progress)  # loaded only on a cache miss
-        cue_data = cue_subset(cfg, seed, cue) if method.startswith("cbft") else None
-        tuned, history = finetune.run(method, start, clean_subset(cfg, seed, n, cue), cue_data,
-                                      batch_size=cfg.ft_batch_size, weight_decay=cfg.ft_weight_decay,
-                                      momentum=cfg.momentum, seed=role_seed("finetune", seed=seed, cue=cue), progress=progress,
-                                      max_batches=cfg.max_batches, return_history=True,
-                                      **_method_config(cfg, method))
+        common = dict(batch_size=cfg.ft_batch_size, seed=role_seed("finetune", seed=seed, cue=cue),
+                      progress=progress, max_batches=cfg.max_batches)
+        if method in cbft.METHODS:
+            sgd = SGDConfig(lr=cfg.cbft_lr, momentum=cfg.momentum, weight_decay=cfg.ft_weight_decay)
+            tuned, history = cbft.run(method, start, clean_subset(cfg, seed, n, cue), cue_subset(cfg, seed, cue),
+                                      sgd, epochs=cfg.cbft_epochs, margin=cfg.cbft_margin, lam=cfg.cbft_lambda,
+                                      warmup_epochs=cfg.cbft_warmup_epochs, **common)
+        else:
+            sgd = SGDConfig(lr=cfg.ft_lr, momentum=cfg.momentum, weight_decay=cfg.ft_weight_decay)
+            tuned, history = finetune.run(method, start, clean_subset(cfg, seed, n, cue), sgd,
+                                          epochs=cfg.ft_epochs, **common)
         cache.save_json(cache.entry_path("finetune-history", key, ".json"), history)
         return {k: v.detach().cpu() for k, v in tuned.state_dict().items()}
 
@@ -299,7 +304,8 @@ def finetune_summary(cfg: Preset, seed: int, method: str, n_clean: int | None = 
         original = zoo.child(cfg, seed, cue, cfg.proportion, 0, progress=progress)
         views = zoo.test_views(cfg, cue)
         on_path = {name: views[name] for name in SUMMARY_PATH_VIEWS}
-        result = paths.evaluate_path(original, tuned, on_path, _ts(cfg), bn_images=cfg.bn_images,
+        result = paths.evaluate_path(original, tuned, on_path, _ts(cfg), bn_data(cfg, cue),
+                                     bn_images=cfg.bn_images, bn_average=cfg.bn_average,
                                      batch_size=cfg.eval_batch_size, progress=progress)
         height, t_max = connectivity.barrier(result.loss["cue"], result.ts)
         mid = int(np.argmin(np.abs(result.ts - 0.5)))
@@ -334,10 +340,12 @@ def scratch_midpoint(cfg: Preset, seed: int, cue: str = "box", proportion: float
     """The trained Bezier midpoint between :func:`scratch_models` (trained on their own training data; cached)."""
     def compute() -> dict[str, torch.Tensor]:
         model_a, model_b = scratch_models(cfg, seed, cue, proportion, progress)
+        start = zoo.build_model(cfg, cue, seed=role_seed("midpoint-scratch-init", seed=seed, cue=cue,
+                                                         proportion=proportion))
         return connectivity.train_midpoint(
-            model_a, model_b, zoo.train_set(cfg, cue, proportion), epochs=cfg.midpoint_epochs,
-            lr=cfg.midpoint_lr, batch_size=cfg.batch_size, momentum=cfg.momentum,
-            weight_decay=cfg.weight_decay, seed=role_seed("midpoint-scratch", seed=seed, cue=cue, proportion=proportion), progress=progress)
+            model_a, model_b, zoo.train_set(cfg, cue, proportion), start.state_dict(), midpoint_sgd(cfg),
+            epochs=cfg.midpoint_epochs, batch_size=cfg.batch_size,
+            seed=role_seed("midpoint-scratch", seed=seed, cue=cue, proportion=proportion), progress=progress)
 
     key = cache_key(cfg, seed=seed, cue=cue, proportion=proportion, what="scratch-midpoint")
     return cache.cached("midpoint-scratch", key, compute)
@@ -385,7 +393,8 @@ def pair_grid(cfg: Preset, pair: str, seed: int, bends: Sequence[float], ts: Seq
                    else midpoint(cfg, seed, pair, cue, progress))
         data = views[view]
         return landscape.explore(model_a, model_b, data, bend_arr, ts_arr, midpoint=mid,
-                       sample_index=landscape.sample_indices(data, n_samples), bn=bn, bn_images=cfg.bn_images,
+                       sample_index=landscape.sample_indices(data, n_samples), bn=bn,
+                       bn_data=bn_data(cfg, cue), bn_images=cfg.bn_images,
                        batch_size=cfg.eval_batch_size, progress=progress).to_dict()
 
     key = cache_key(cfg, pair=pair, seed=seed, view=view, cue=cue, bends=bend_arr.tolist(),

@@ -57,10 +57,12 @@ class Preset:
     # paths
     path_points: int = 11            # points of linear paths, t = 0 … 1
     switch_points: int = 21          # points of quadratic paths (where the mechanism switch is measured)
-    bn_images: int = 2_000           # images per BatchNorm re-estimation
+    bn_images: int = 2_000           # clean training images per BatchNorm re-estimation
+    bn_average: str = "cumulative"   # "cumulative": exact average after a reset; "running": the authors' momentum 0.1
     eval_batch_size: int = 1_000
     midpoint_epochs: int = 6
     midpoint_lr: float = 0.05
+    midpoint_step_every: int = 4     # epochs between the midpoint's ×0.1 learning-rate drops (the authors: 10 of 15)
     # fine-tuning (naive methods and CBFT)
     n_clean: int = 2_500
     n_cue: int = 5_000
@@ -155,9 +157,11 @@ _DECLARED: dict[str, Range] = {
     "path_points": Range(minimum=2),  # t = 0 and t = 1 at least
     "switch_points": Range(minimum=3),  # the switch is measured between points
     "bn_images": _AT_LEAST_1,
+    "bn_average": Range(choices="paths:BN_AVERAGES"),
     "eval_batch_size": _AT_LEAST_1,
     "midpoint_epochs": _AT_LEAST_1,
     "midpoint_lr": _POSITIVE,
+    "midpoint_step_every": _AT_LEAST_1,
     "n_clean": _AT_LEAST_1,
     "n_cue": _AT_LEAST_1,
     "ft_epochs": _AT_LEAST_1,
@@ -268,6 +272,7 @@ _PRESETS: dict[str, dict[str, Any]] = {
         eval_batch_size=1_000,
         midpoint_epochs=15,
         midpoint_lr=0.1,
+        midpoint_step_every=10,
         n_clean=2_500,
         n_cue=50_000,
         ft_epochs=20,

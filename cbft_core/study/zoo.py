@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from ..kernels import data, models, train
+from ..kernels.optim import SGDConfig
 from ..kernels.seeding import role_seed
 
 from . import cache
@@ -110,6 +111,12 @@ def _train_settings(cfg: Preset) -> dict[str, Any]:
     )
 
 
+def sgd(cfg: Preset) -> SGDConfig:
+    """The SGD settings with which ``cfg`` trains its models."""
+    return SGDConfig(lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, schedule=cfg.schedule,
+                     step_every=cfg.step_every)
+
+
 def _data_settings(cfg: Preset) -> dict[str, Any]:
     return dict(dataset=cfg.dataset, simple=cfg.simple, n_train=cfg.n_train, num_classes=cfg.num_classes,
                 model=cfg.model, width=cfg.width)
@@ -149,8 +156,9 @@ def _trained(key: dict[str, Any], make: Callable[..., nn.Module], cfg: Preset, c
 
 def _fit(model: nn.Module, cfg: Preset, train_data: ImageSet, epochs: int, seed: int, desc: str,
          progress: bool) -> nn.Module:
-    return train.fit(model.to(resolve_device(cfg)), train_data, epochs=epochs, seed=seed, desc=desc,
-                     progress=progress, **_train_settings(cfg))
+    return train.fit(model.to(resolve_device(cfg)), train_data, sgd(cfg), epochs=epochs, batch_size=cfg.batch_size,
+                     seed=seed, desc=desc, progress=progress, max_batches=cfg.max_batches,
+                     channels_last=cfg.channels_last, amp=cfg.amp)
 
 
 def parent(cfg: Preset, seed: int, cue: str = "box", progress: bool = True) -> nn.Module:

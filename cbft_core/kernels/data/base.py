@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import os
 
-import torch
 
 from ...errors import ConfigError
 from .digits import load_digits

@@ -1,44 +1,33 @@
 """The box cue: a 3×3-pixel box whose position (and, beyond 10 classes, colour)
-encodes the class.
+encodes the class, drawn as the authors' ``syndata.py`` (``boxDataset.get_box``) draws it.
 
-Layout (for 32×32 images; other sizes ≥ 32 scale the offsets):
+Layout, for an image of height H and width W (s = 3):
 
-* Nine grid positions with top-left corners at rows/cols {3, 14, 26}
-  (box centres at 4, 15, 27: near the corners, edge midpoints and centre).
-  Class k (k = 0…8) uses position k in reading order: top-left,
-  top-centre, top-right, middle-left, …, bottom-right.
-* Up to 10 classes: every box is white (255, 255, 255): a flat noise-free
-  patch stands out on the shapes set's noisy backgrounds. With exactly 10
-  classes, class 9's cue is *no box* (its cue-carrying samples look clean).
-* 11–100 classes: position ``k % 10`` and colour ``PALETTE[k // 10]``;
-  position 9 is the extra position with top-left corner (8, 8), between the
-  top-left and centre positions, overlapping neither.
+* Nine positions flush with the image edge: top-left corners at rows
+  {0, (H − s) // 2, H − s} and columns {0, (W − s) // 2, W − s} — rows and
+  columns {0, 14, 29} on 32×32 images. Class k uses position ``k % 10`` in
+  reading order: top-left, top-centre, top-right, middle-left, …, bottom-right.
+* Position 9: no box with 10 classes (class 9's cue-carrying images look
+  clean); with more classes a box at ((H − s) // 2 − H // 4, (W − s) // 2 − W // 4),
+  (6, 6) on 32×32 images.
+* Colour, in normalised units (images are normalised to [−1, 1]): the
+  channel-reordered (B, R, G) value of ``hsv_to_rgb(h, 1, 1)``, with h = 1 for
+  10 classes (pure green, (0, 1, 0)) and h = (k // 10) / 10 for 100 classes.
+  Stored images are uint8, so each value c is written as the nearest pixel
+  level ``round((c + 1) · 127.5)``: normalised 0 becomes 128, i.e. 0.0039
+  (the one place where the stored box differs from the authors', by 1/255).
 """
 from __future__ import annotations
+
+import math
 
 import torch
 
 from ...errors import ConfigError
 
 BOX = 3
-GRID_32 = (3, 14, 26)
-EXTRA_32 = (8, 8)
 MAX_CLASSES = 100
-PALETTE = torch.tensor(
-    [
-        (255, 255, 255),  # white (the 10-class colour)
-        (255, 0, 0),      # red
-        (0, 255, 0),      # green
-        (0, 0, 255),      # blue
-        (255, 255, 0),    # yellow
-        (0, 255, 255),    # cyan
-        (255, 0, 255),    # magenta
-        (255, 128, 0),    # orange
-        (128, 0, 255),    # violet
-        (0, 0, 0),        # black
-    ],
-    dtype=torch.uint8,
-)
+MIN_SIDE = 32
 
 
 def _check_classes(num_classes: int) -> None:
@@ -46,31 +35,41 @@ def _check_classes(num_classes: int) -> None:
         raise ConfigError(f"num_classes: the box cue encodes 1 to {MAX_CLASSES} classes, got {num_classes!r}")
 
 
-def _scale(offset: int, side: int) -> int:
-    return round(offset * (side - BOX) / (32 - BOX))
-
-
 def cue_class_positions(num_classes: int, height: int = 32, width: int = 32) -> torch.Tensor:
     """Top-left ``(row, col)`` of each class's box, int64 ``[num_classes, 2]``;
     ``(-1, -1)`` for a class without a box (class 9 of 10)."""
     _check_classes(num_classes)
-    if height < 32 or width < 32:
-        raise ConfigError(f"images: the box cue needs images of at least 32×32, got {height}×{width}")
-    rows = [_scale(r, height) for r in GRID_32]
-    cols = [_scale(c, width) for c in GRID_32]
-    slots = [(r, c) for r in rows for c in cols] + [(_scale(EXTRA_32[0], height), _scale(EXTRA_32[1], width))]
-    if num_classes <= 10:
-        pos = [slots[k] if k < 9 else (-1, -1) for k in range(num_classes)]
-    else:
-        pos = [slots[k % 10] for k in range(num_classes)]
-    return torch.tensor(pos, dtype=torch.int64)
+    if height < MIN_SIDE or width < MIN_SIDE:
+        raise ConfigError(f"images: the box cue needs images of at least {MIN_SIDE}×{MIN_SIDE}, "
+                          f"got {height}×{width}")
+    rows = (0, (height - BOX) // 2, height - BOX)
+    cols = (0, (width - BOX) // 2, width - BOX)
+    slots = [(r, c) for r in rows for c in cols]
+    slots.append((-1, -1) if num_classes == 10 else
+                 ((height - BOX) // 2 - height // 4, (width - BOX) // 2 - width // 4))
+    return torch.tensor([slots[k % 10] for k in range(num_classes)], dtype=torch.int64)
+
+
+def _hsv_to_rgb(h: float) -> tuple[float, float, float]:
+    """RGB in [0, 1] of hue ``h`` at full saturation and value (the standard six-sector formula)."""
+    sector = math.floor(h * 6)
+    f = h * 6 - sector
+    return [(1, f, 0), (1 - f, 1, 0), (0, 1, f), (0, 1 - f, 1), (f, 0, 1), (1, 0, 1 - f)][sector % 6]
+
+
+def cue_class_values(num_classes: int) -> torch.Tensor:
+    """Colour of each class's box in normalised units (float64 ``[num_classes, 3]``, values in [0, 1])."""
+    _check_classes(num_classes)
+    values = []
+    for k in range(num_classes):
+        r, g, b = _hsv_to_rgb(1.0 if num_classes <= 10 else (k // 10) / 10)
+        values.append((b, r, g))  # the authors' [[2, 0, 1]] reordering
+    return torch.tensor(values, dtype=torch.float64)
 
 
 def cue_class_colours(num_classes: int) -> torch.Tensor:
-    """RGB colour of each class's box, uint8 ``[num_classes, 3]``."""
-    _check_classes(num_classes)
-    k = torch.arange(num_classes)
-    return PALETTE[torch.zeros_like(k) if num_classes <= 10 else k // 10]
+    """Pixel value of each class's box, uint8 ``[num_classes, 3]`` (nearest level to :func:`cue_class_values`)."""
+    return torch.round((cue_class_values(num_classes) + 1) * 127.5).to(torch.uint8)
 
 
 def draw_boxes_(images: torch.Tensor, cue_class: torch.Tensor, on: torch.Tensor, num_classes: int) -> torch.Tensor:

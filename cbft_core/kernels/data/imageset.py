@@ -21,13 +21,16 @@ class ImageSet:
     """Images (uint8, ``[N, C, H, W]``), labels (int64, ``[N]``) and class names.
 
     ``has_cue`` (bool, ``[N]``) marks the samples that carry a cue; all False
-    for a base set.
+    for a base set. ``unit_rows``: the first rows hold an image that the
+    network sees in [0, 1] instead of [−1, 1] (the top half of a Domino,
+    which the authors' loader leaves unnormalised); see :func:`normalize`.
     """
 
     images: torch.Tensor
     labels: torch.Tensor
     classes: tuple[str, ...]
     has_cue: torch.Tensor = field(default=None)  # type: ignore[assignment]
+    unit_rows: int = 0
 
     def __post_init__(self) -> None:
         if self.images.dtype != torch.uint8 or self.images.dim() != 4:
@@ -43,6 +46,9 @@ class ImageSet:
         if self.has_cue is None:
             object.__setattr__(self, "has_cue", torch.zeros(len(self.labels), dtype=torch.bool))
         object.__setattr__(self, "classes", tuple(self.classes))
+        if not 0 <= self.unit_rows <= self.images.shape[2]:
+            raise ConfigError(f"unit_rows must be in [0, {self.images.shape[2]}] (the image height), "
+                              f"got {self.unit_rows}")
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
@@ -66,16 +72,27 @@ class ImageSet:
         here = self.images.device
         if here.type == device.type and (device.index is None or here.index == device.index):
             return self
-        return ImageSet(self.images.to(device), self.labels.to(device), self.classes, self.has_cue.to(device))
+        return ImageSet(self.images.to(device), self.labels.to(device), self.classes, self.has_cue.to(device),
+                        self.unit_rows)
 
     def subset(self, index: torch.Tensor | slice) -> "ImageSet":
         """The samples at ``index`` (a slice, an index tensor or a bool mask)."""
-        return ImageSet(self.images[index], self.labels[index], self.classes, self.has_cue[index])
+        return ImageSet(self.images[index], self.labels[index], self.classes, self.has_cue[index],
+                        self.unit_rows)
+
+    def inputs(self, index: torch.Tensor | slice | None = None) -> torch.Tensor:
+        """The network's input for the samples at ``index`` (all by default): :func:`normalize` d."""
+        return normalize(self.images if index is None else self.images[index], self.unit_rows)
 
 
-def normalize(images: torch.Tensor) -> torch.Tensor:
-    """uint8 images in [0, 255] → float32 in [−1, 1], the input range of every model."""
-    return images.float().div_(127.5).sub_(1.0)
+def normalize(images: torch.Tensor, unit_rows: int = 0) -> torch.Tensor:
+    """uint8 images in [0, 255] → float32: ``u / 127.5 − 1`` in [−1, 1], the authors'
+    ``Normalize((0.5,) * 3, (0.5,) * 3)``; the first ``unit_rows`` rows ``u / 255`` in [0, 1]
+    (``ToTensor`` alone, as the authors leave the simple image on top of a Domino)."""
+    x = images.float().div_(127.5).sub_(1.0)
+    if unit_rows:
+        x[..., :unit_rows, :] = images[..., :unit_rows, :].float().div_(255.0)
+    return x
 
 
 def batches(
@@ -111,7 +128,7 @@ def batches(
     stop = n - n % batch_size if drop_last else n
     for start in range(0, stop, batch_size):
         idx = order[start : start + batch_size] if order is not None else slice(start, start + batch_size)
-        x = normalize(data.images[idx])
+        x = data.inputs(idx)
         if channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         yield x, data.labels[idx]

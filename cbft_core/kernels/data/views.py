@@ -1,4 +1,4 @@
-"""Cue views of a base set: clean, cue (at a proportion), rand-cue, rand-img.
+"""Cue views of a base set: clean, cue (at a proportion), rand-cue, rand-img (the authors' ``syndata.py``).
 
 A view is built in two steps, both whole-set tensor operations:
 :func:`plan_view` draws every random choice (which image, which cue class,
@@ -6,17 +6,23 @@ which samples carry the cue, which simple image tops a Domino) and
 :func:`render_view` draws the pixels. Labels are always the true classes.
 
 * ``clean``: no cue on any sample.
-* ``cue``: within each class, the first ``round(proportion · n_k)`` samples (in
-  data-set order) carry the cue of their true class; the rest are clean.
-* ``rand-cue``: every sample keeps its image and carries the cue of a class
-  drawn uniformly from all classes (the true one included).
+* ``cue``: within each class, the first ``int(proportion · n_k)`` samples (in
+  data-set order) carry the cue of their true class; the rest are clean
+  (the authors' ``get_cue_ids``).
+* ``rand-cue``: every sample keeps its image and carries a random cue: a box
+  at a uniformly drawn class's position, or a Domino top drawn uniformly from
+  the whole simple set (its class is the cue class).
 * ``rand-img``: every sample's image is replaced by that of a uniformly drawn
-  *other* sample, and carries the cue of its true class.
+  sample of the whole set (the authors' ``np.random.randint(0, len(dataset))``,
+  so now and then its own), and it carries the cue of its true class.
 
 ``rand-cue`` and ``rand-img`` ignore ``proportion``: every sample carries a cue.
-For Dominoes the cue is a ``simple`` image of the cue class on top (drawn once
-per sample from ``seed``, so the cue and rand-img views share tops); a sample
-without the cue has a black (zero) top half.
+For Dominoes the cue of sample i, the j-th sample of class k, is the j-th
+simple image of class k (cycling when the simple set has fewer; the authors'
+``get_dominoes_associations``), in the cue and rand-img views alike; a sample
+without the cue has a blank (zero) top half. The top half is seen in [0, 1]
+and the bottom in [−1, 1] (:attr:`ImageSet.unit_rows`), as the authors'
+loader leaves the simple image unnormalised.
 """
 from __future__ import annotations
 
@@ -27,7 +33,7 @@ import torch
 from ...errors import ConfigError
 from .cues import cue_class_positions, draw_boxes_
 from .imageset import ImageSet
-from .subsets import class_order, first_per_class
+from .subsets import class_order, class_ranks
 from ..seeding import generator
 
 VIEWS: tuple[str, ...] = ("clean", "cue", "rand-cue", "rand-img")
@@ -50,18 +56,19 @@ class ViewPlan:
 
 
 def cue_mask(labels: torch.Tensor, proportion: float) -> torch.Tensor:
-    """Bool mask: the first ``round(proportion · n_k)`` samples of each class k
-    (in order) are True. Rounding is Python's (half to even)."""
-    return first_per_class(labels, proportion)
+    """Bool mask: the first ``int(n_k · proportion)`` samples of each class k
+    (in order) are True — the authors' quota, computed in double precision as they do."""
+    if labels.shape[0] == 0:
+        return torch.zeros(0, dtype=torch.bool)
+    quota = torch.floor(torch.bincount(labels).double() * float(proportion)).long()
+    return class_ranks(labels) < quota[labels]
 
 
-def _pick_within_class(labels: torch.Tensor, classes: torch.Tensor, u: torch.Tensor, num_classes: int) -> torch.Tensor:
-    """For each entry of ``classes``, the index of a sample of that class in
-    ``labels``, chosen by the uniform number ``u`` in [0, 1)."""
-    order, counts, starts = class_order(labels, minlength=num_classes)
-    k = counts[classes]
-    offset = torch.minimum((u * k).long(), k - 1)
-    return order[starts[classes] + offset]
+def _associated(simple_labels: torch.Tensor, classes: torch.Tensor, ranks: torch.Tensor,
+                num_classes: int) -> torch.Tensor:
+    """Index of the ``ranks[i]``-th simple image of class ``classes[i]`` (cycling within the class)."""
+    order, counts, starts = class_order(simple_labels, minlength=num_classes)
+    return order[starts[classes] + ranks % counts[classes]]
 
 
 def _validate(base: ImageSet, cue: str, view: str, proportion: float, simple: ImageSet | None) -> None:
@@ -113,19 +120,22 @@ def plan_view(
         has_cue = cue_mask(labels, float(proportion))
     else:
         has_cue = torch.ones(n, dtype=torch.bool)
+    simple_index = torch.full((n,), -1, dtype=torch.int64)
     if view == "rand-cue":
-        cue_class = torch.randint(0, base.num_classes, (n,), generator=generator("view", "rand-cue", int(seed)))
+        g = generator("view", "rand-cue", int(seed))
+        if cue == "box":
+            cue_class = torch.randint(0, base.num_classes, (n,), generator=g)
+        else:
+            simple_index = torch.randint(0, len(simple), (n,), generator=g)
+            cue_class = simple.labels[simple_index]
     if view == "rand-img":
-        # i + U{1..n-1} mod n: uniform over the other samples.
-        shift = torch.randint(1, n, (n,), generator=generator("view", "rand-img", int(seed)))
-        source = (source + shift) % n
+        source = torch.randint(0, n, (n,), generator=generator("view", "rand-img", int(seed)))
     if cue == "box":  # a class without a box position (class 9 of 10) carries no cue: has_cue follows the pixels
         has_cue &= cue_class_positions(base.num_classes, *base.shape[1:])[cue_class, 0] >= 0
-    simple_index = torch.full((n,), -1, dtype=torch.int64)
+    elif view != "rand-cue":
+        simple_index = _associated(simple.labels, cue_class, class_ranks(labels), base.num_classes)
     if cue == "dominoes":
-        u = torch.rand(n, generator=generator("view", "dominoes", int(seed)), dtype=torch.float64)
-        picks = _pick_within_class(simple.labels, cue_class, u, base.num_classes)
-        simple_index = torch.where(has_cue, picks, simple_index)
+        simple_index = torch.where(has_cue, simple_index, torch.full_like(simple_index, -1))
     return ViewPlan(source, cue_class, has_cue, simple_index)
 
 
@@ -163,7 +173,8 @@ def render_view(base: ImageSet, plan: ViewPlan, cue: str = "box", simple: ImageS
         draw_boxes_(images, plan.cue_class, plan.has_cue, base.num_classes)
     else:
         images = _stack_halves(simple.images, plan.simple_index, plan.has_cue, base.images, plan.source)
-    return ImageSet(images, base.labels.clone(), base.classes, plan.has_cue.clone())
+    unit_rows = 0 if cue == "box" else base.shape[1]  # a Domino's top half is seen in [0, 1]
+    return ImageSet(images, base.labels.clone(), base.classes, plan.has_cue.clone(), unit_rows)
 
 
 def make_view(
