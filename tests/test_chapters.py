@@ -111,15 +111,17 @@ def test_committed_outputs_have_no_progress_bars(path: Path):
 
 @pytest.mark.parametrize("path", CHAPTERS, ids=IDS)
 def test_install_cell_follows_the_setting(path: Path):
-    """The first code cell installs cbft_core[book] pinned as _config.yml says (one setting for every chapter)."""
+    """The first code cell installs cbft_core[book] from the branch the book is built from (repository.branch
+    of _config.yml, the branch whose reader notebooks the launch buttons open), one setting for every chapter."""
     from cbft_core.presentation import launch
 
     config = launch.read_config(REPO)
     first = code_cells(nbformat.read(path, as_version=4))[0].source
     assert first == launch.install_cell(config), (
         "the install cell differs from the setting: run `python -m cbft_core.presentation.launch`")
-    ref = config["sphinx"]["config"]["cbft_install_ref"]
-    assert re.fullmatch(r"v\d+\.\d+\.\d+|[0-9a-f]{40}", ref), f"cbft_install_ref {ref!r}: a release tag or a commit"
+    branch = config["repository"]["branch"]
+    assert f"@{branch}\"" in first and launch.install_ref(config) == branch
+    assert "cbft_install_ref" not in (REPO / "_config.yml").read_text(), "a second, manual pin of the install ref"
 
 
 @pytest.mark.parametrize("path", CHAPTERS, ids=IDS)

@@ -1,4 +1,4 @@
-"""Command line: ``python -m cbft_core {run,plan,chapter,book,refresh,sweep,presets}``.
+"""Command line: ``python -m cbft_core {run,plan,chapter,book,refresh,notebooks,sweep,presets}``.
 
 Errors that cbft_core raises on purpose (bad arguments, missing data, a
 corrupt cache entry, a NaN loss) end in one line on stderr and exit code 2,
@@ -235,6 +235,23 @@ def _cmd_refresh(args: argparse.Namespace) -> None:
     _execute_timed(selected, lambda p: p.parent, {}, not args.quiet, "refreshed")
 
 
+def _cmd_notebooks(args: argparse.Namespace) -> None:
+    import tempfile
+
+    from . import reader
+
+    if args.check:
+        with tempfile.TemporaryDirectory(prefix="cbft-reader-") as scratch:
+            problems = reader.stale(REPO, Path(scratch))
+        if problems:
+            raise CbftError("; ".join(problems) + ": run `python -m cbft_core notebooks`")
+        print(f"the reader notebooks in {reader.READER_DIR}/ match the chapters")
+        return
+    out = Path(args.out) if args.out else None
+    for path in reader.write_all(REPO, out):
+        print(f"wrote {path}")
+
+
 def _cmd_presets(args: argparse.Namespace) -> None:
     from ..study import presets
 
@@ -346,6 +363,16 @@ def build_parser() -> argparse.ArgumentParser:
                          help="only these chapters (file stems, e.g. 03_mechanisms)")
     refresh.add_argument("--quiet", action="store_true", help="no progress bars")
     refresh.set_defaults(func=_cmd_refresh)
+
+    notebooks = sub.add_parser(
+        "notebooks", help="write the reader notebooks (Colab, Binder) from the chapters' committed outputs",
+        description="For every chapter of _toc.yml write notebooks/<chapter>.ipynb: its cells and outputs "
+                    "with the MyST of the prose as plain Markdown (glued numbers written out, links to the "
+                    "published pages, author-year citations, included code).")
+    notebooks.add_argument("--out", default=None, help="folder to write into (default: notebooks/ of the book)")
+    notebooks.add_argument("--check", action="store_true",
+                           help="write nothing; fail (exit 2) when the committed reader notebooks are stale")
+    notebooks.set_defaults(func=_cmd_notebooks)
 
     _add_sweep_parser(sub, preset_option, param_option)
 
