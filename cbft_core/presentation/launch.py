@@ -18,7 +18,9 @@ in ``_config.yml``. Why the branch and not a release tag or a commit:
 
 :func:`install_cell` derives the first code cell of every chapter from the
 setting; ``python -m cbft_core.presentation.launch`` rewrites the chapters'
-first cells after it changes (tests/test_chapters.py checks that they agree).
+first cells after it changes (tests/test_chapters.py checks that they agree)
+and tags them ``remove-cell``: the pages do not show the install cell, the
+reader notebooks (which keep every code cell) do.
 """
 from __future__ import annotations
 
@@ -57,9 +59,10 @@ def install_cell(config: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Rewrite the first code cell of every chapter of ``_toc.yml`` from the setting."""
+    """Rewrite the first code cell of every chapter of ``_toc.yml`` from the setting (and tag it ``remove-cell``)."""
     import nbformat
 
+    from .cell_tags import INSTALL_TAG
     from .cli import chapters
 
     repo = Path(argv[0] if argv else ".").resolve()
@@ -67,8 +70,11 @@ def main(argv: list[str] | None = None) -> int:
     for path in chapters(repo):
         nb = nbformat.read(path, as_version=4)
         first = next(c for c in nb.cells if c.cell_type == "code")
-        if first.source != cell:
+        tags = first.metadata.setdefault("tags", [])
+        if first.source != cell or INSTALL_TAG not in tags:
             first.source = cell
+            if INSTALL_TAG not in tags:
+                tags.append(INSTALL_TAG)
             nbformat.write(nb, path)
             print(f"updated {path.relative_to(repo)}")
     return 0
