@@ -147,3 +147,13 @@ def test_bibliography_author_year():
     assert "Jacobsen, J.-H." in bib.reference("geirhos2020shortcut"), "LaTeX accents and hyphenated initials"
     with pytest.raises(CbftError, match="nokey"):
         bib.cite(["nokey"])
+
+
+def test_notebooks_check_command(capsys):
+    """`python -m cbft_core notebooks --check` passes on current notebooks and writes nothing."""
+    from cbft_core.presentation import cli
+
+    before = {p: p.stat().st_mtime_ns for p in (REPO / reader.READER_DIR).glob("*.ipynb")}
+    assert cli.main(["notebooks", "--check"]) == 0
+    assert "match the chapters" in capsys.readouterr().out
+    assert before == {p: p.stat().st_mtime_ns for p in (REPO / reader.READER_DIR).glob("*.ipynb")}
