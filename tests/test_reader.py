@@ -157,3 +157,11 @@ def test_notebooks_check_command(capsys):
     assert cli.main(["notebooks", "--check"]) == 0
     assert "match the chapters" in capsys.readouterr().out
     assert before == {p: p.stat().st_mtime_ns for p in (REPO / reader.READER_DIR).glob("*.ipynb")}
+
+
+def test_glued_figures_become_attachments(tmp_path: Path):
+    png = "iVBORw0KGgo="  # the start of a PNG, base64: enough for the conversion
+    conv = _converter(tmp_path, {"fig": {"image/png": png, "text/plain": "<Figure>"}})
+    out = conv.convert("```{glue:figure} fig\n:name: fig-a\nThe caption.\n```")
+    assert out == "![fig](attachment:fig.png)\n\n*The caption.*"
+    assert conv.attachments == {"fig.png": {"image/png": png}}
