@@ -42,6 +42,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--shapes", nargs="*", default=[], metavar="NAME=VALUE",
                     help="procedural-recipe constants of cbft_core.kernels.data.shapes (tuples as a,b)")
+    ap.add_argument("--cnn-layers", nargs="*", default=None, metavar="CHANNELS,STRIDE",
+                    help="conv layers of the cnn model (cbft_core.kernels.models._CNN_LAYERS), e.g. 16,2 32,2")
     ap.add_argument("-p", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
                     help="preset override")
     ap.add_argument("--stages", nargs="+", default=list(STAGES), choices=STAGES)
@@ -69,6 +71,11 @@ def main(argv: list[str] | None = None) -> int:
         val = tuple(float(v) for v in raw.split(",")) if "," in raw else _value(raw)
         setattr(shapes, key, val)
         recipe[key] = val
+    if args.cnn_layers:
+        from cbft_core.kernels import models
+
+        models._CNN_LAYERS = tuple(tuple(int(v) for v in layer.split(",")) for layer in args.cnn_layers)
+        recipe["cnn_layers"] = models._CNN_LAYERS
     overrides = {k: _value(v) for k, v in args.p}
     cfg = presets.get("cpu", seeds=args.seeds, **overrides)
     chance = 1.0 / cfg.num_classes
