@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
-from ..study.pipeline import PATH_PAIRS, VIEW_KEYS
+from ..study.steps import PATH_PAIRS, VIEW_KEYS
 from ..study.replication import NAMES
 from . import plots
 
@@ -84,10 +84,10 @@ def sweep_figure(doc: dict[str, Any] | str | os.PathLike, cue: str | None = None
     controls. Right: rand-img accuracy of the cue child, the cue-free child
     and every fine-tuned model, with chance dotted.
     """
-    from ..study import sweep
+    from ..study import documents, sweep
 
     if not isinstance(doc, dict):
-        doc = sweep.load(doc)
+        doc = documents.load(documents.SWEEP, doc)
     cue = doc["cues"][0] if cue is None else cue
     if axes is None:
         axes = Figure(figsize=(9.0, 3.4)).subplots(1, 2)

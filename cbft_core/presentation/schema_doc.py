@@ -3,7 +3,7 @@
 The book's Maintaining page holds this table between the markers
 :data:`START` and :data:`END`; a test keeps it equal to
 :func:`results_format_markdown`, so the documentation cannot drift from the
-schema that :mod:`cbft_core.study.pipeline` validates against. After editing the
+schema that :mod:`cbft_core.study.documents` validates against. After editing the
 schema, refresh the page with ``python -m cbft_core.presentation.schema_doc book/maintaining.md``.
 """
 from __future__ import annotations
@@ -46,6 +46,8 @@ def _bounds(node: Mapping[str, Any]) -> str:
 
 def _type(node: Mapping[str, Any], root: Mapping[str, Any]) -> str:
     node = _resolve(node, root)
+    if "const" in node:
+        return f"`{json.dumps(node['const'])}`"
     if "enum" in node:
         return "one of " + ", ".join(f"`{json.dumps(v)}`" for v in node["enum"])
     kind = node.get("type")
@@ -100,9 +102,9 @@ def _rows(node: Mapping[str, Any], root: Mapping[str, Any], prefix: str) -> Iter
 def results_format_markdown(schema: Mapping[str, Any] | None = None) -> str:
     """The schema as a Markdown table (key, type, meaning), one row per key; equal siblings share a row."""
     if schema is None:
-        from ..study import pipeline
+        from ..study import documents
 
-        schema = pipeline.schema()
+        schema = documents.schema(documents.RESULTS)
     lines = [schema.get("description", ""), "", "| key | type | meaning |", "| --- | --- | --- |"]
     for key, kind, meaning in _rows(schema, schema, ""):
         lines.append(f"| {key} | {kind} | {meaning.replace('|', '/')} |")
