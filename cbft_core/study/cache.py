@@ -45,6 +45,7 @@ from typing import Any, Callable, Iterator, Mapping
 import torch
 
 from ..errors import CacheCorruptError, CacheUnwritableError, CbftError, ConfigError
+from ..kernels.checks import check_choice
 
 try:  # POSIX only; elsewhere concurrent fills may compute an entry twice (still one valid entry)
     import fcntl
@@ -171,8 +172,7 @@ def _write_entry(path: Path, data: bytes) -> None:
 
 def seal(fmt: str, payload: bytes) -> bytes:
     """``payload`` behind the one header line every cache entry carries (format, sha256, length)."""
-    if fmt not in _FORMATS:
-        raise ConfigError(f"fmt: unknown entry format {fmt!r}; choose one of {list(_FORMATS)}")
+    check_choice("fmt", fmt, _FORMATS)
     digest = hashlib.sha256(payload).hexdigest()
     return b"%s %s %s %d\n" % (_MAGIC, fmt.encode(), digest.encode(), len(payload)) + payload
 
