@@ -119,7 +119,8 @@ def test_resume_reads_the_cache(study):
 def test_replication_table(study):
     res = study["written"]
     outcomes = claims.evaluate_all(res)
-    assert [o.claim.id for o in outcomes] == list(claims.CLAIMS)  # a full results.json feeds every claim
+    # a full results.json feeds every claim but chapter 1's, which read the models trained from scratch
+    assert [o.claim.id for o in outcomes] == [i for i, c in claims.CLAIMS.items() if c.needs != ("lmc",)]
     rows = claims.rows(outcomes)
     assert all(set(r) >= {"claim", "paper", "measured", "criterion", "verdict"} for r in rows)
     text = tables.to_markdown(rows)

@@ -13,6 +13,7 @@ import torch
 
 from ..kernels.data.imageset import ImageSet
 from ..kernels.paths import PathResult
+from ..study import claims
 
 __all__ = ["VIEW_COLOURS", "show_images", "gallery", "path_curves", "barrier_bars", "finetune_paths", "training_history",
            "barrier_forms", "method_bars", "class_samples", "cue_layout", "to_numpy_image"]
@@ -196,7 +197,8 @@ def barrier_forms(child_ts: Sequence[float], child_loss: Sequence[float], ts: Se
 
 def method_bars(values: Mapping[str, Mapping[str, Sequence[float]]], reference: tuple[str, Sequence[float]],
                 chance: float, ylabel: str, title: str | None = None) -> plt.Figure:
-    """Grouped bars: ``values[group][method]`` (mean ± std over seeds), a grey reference bar, chance and 3 × chance."""
+    """Grouped bars: ``values[group][method]`` (mean ± std over seeds), a grey reference bar, chance, and the
+    rand-img floor of the claim that naive fine-tuning keeps the cue (a multiple of chance)."""
     groups = list(values)
     methods = list(next(iter(values.values())))
     fig, ax = plt.subplots(figsize=(6.0, 3.2))
@@ -208,7 +210,8 @@ def method_bars(values: Mapping[str, Mapping[str, Sequence[float]]], reference: 
     name, ref = reference
     ax.bar(len(methods), np.mean(ref), width, color="#999999", label=f"{name} (before)")
     ax.axhline(chance, color="k", ls=":", label="chance")
-    ax.axhline(3 * chance, color="k", ls="--", lw=0.8, label="3 × chance")
+    floor = claims.claim("naive-keeps-cue").thresholds["x_chance"]
+    ax.axhline(floor * chance, color="k", ls="--", lw=0.8, label=f"{floor:g} × chance")
     ax.set_xticks(range(len(methods) + 1))
     ax.set_xticklabels(methods + [name])
     ax.set_ylabel(ylabel)
