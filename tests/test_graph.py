@@ -280,3 +280,16 @@ def test_changing_cbft_lambda_reruns_only_the_steps_that_read_it(warm_cache, tmp
     assert {cache.load_model(p)[1]["params"]["method"] for p in written if p.suffix == ".pt"} == {"cbft",
                                                                                                  "cbft-no-barrier"}
 
+
+def test_the_maintaining_page_shows_the_registry():
+    from cbft_core.presentation import schema_doc
+
+    page = (PACKAGE.parent / "book" / "maintaining.md").read_text()
+    table = schema_doc.steps_markdown()
+    assert schema_doc.replace_section(page, table, schema_doc.STEPS_START, schema_doc.STEPS_END) == page, (
+        "book/maintaining.md is out of date: python -m cbft_core.presentation.schema_doc book/maintaining.md")
+    rows = [line for line in table.splitlines()[2:]]
+    assert {row.split("`")[1] for row in rows} == set(steps.STEPS)
+    assert any(row.startswith("| `finetuned` (method cbft, cbft-no-barrier)") and "`cbft_lambda`" in row
+               and "kernels.cbft" in row for row in rows)
+    assert any(row.startswith("| `finetuned` (method ft, llrt, lpft)") and "cbft" not in row for row in rows)

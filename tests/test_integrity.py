@@ -440,5 +440,5 @@ def test_schema_table_renders_shapes_and_bounds():
         "| `{b, c}` | list of numbers in [0, 1], at least 2 | `b`: B; `c`: C |",
         '| `d` | one of `"x"`, `"y"` | D / E |',
     ]
-    with pytest.raises(ValueError, match="START"):
+    with pytest.raises(ValueError, match="expected exactly one section between the markers <!-- results-format"):
         schema_doc.replace_section("no markers", table)
