@@ -135,32 +135,32 @@ def workload(cfg: Preset, cue: str = "box") -> dict[str, int]:
     return {"train": sum(c.train for c in costs), "forward": sum(c.forward for c in costs)}
 
 
-def _steady_rate(run: Callable[[int], None], images_per_round: int, budget: float) -> tuple[float, float]:
-    """Images/s of ``run(rounds)`` once warm: rounds grow until one timing lasts ``budget`` seconds.
-
-    Returns (rate, seconds spent). The first call warms up allocations,
-    kernel selection and thread pools and is not counted.
-    """
+def _window(run: Callable[[int], None], rounds: int) -> float:
     start = time.perf_counter()
+    run(rounds)
+    return time.perf_counter() - start
+
+
+def _rounds_for(run: Callable[[int], None], seconds: float) -> int:
+    """How many rounds of ``run`` last about ``seconds`` once warm (the first call warms up and is not used)."""
     run(1)
-    rounds = 1
-    while True:
-        t0 = time.perf_counter()
-        run(rounds)
-        elapsed = time.perf_counter() - t0
-        if elapsed >= budget:
-            return rounds * images_per_round / elapsed, time.perf_counter() - start
-        rounds = max(2 * rounds, math.ceil(1.2 * rounds * budget / max(elapsed, 1e-6)))
+    rounds, elapsed = 1, _window(run, 1)
+    while elapsed < seconds / 4:
+        rounds *= 2
+        elapsed = _window(run, rounds)
+    return max(1, round(rounds * seconds / elapsed))
 
 
-def measure_throughput(cfg: Preset, cue: str = "box", seconds: float = 4.0) -> Throughput:
-    """Steady-state training and forward throughput of ``cfg``'s model on the run's device (about ``seconds`` in all).
+def measure_throughput(cfg: Preset, cue: str = "box", seconds: float = 6.0) -> Throughput:
+    """Steady-state training and forward throughput of ``cfg``'s model on the run's device.
 
     Random uint8 images of the cue's input shape. Training: epochs of
-    :func:`cbft_core.kernels.train.fit` over 4 batches of ``cfg.batch_size``
-    (the preset's optimiser settings, channels-last and bf16 options);
-    forward: :func:`cbft_core.kernels.train.predict` over 2 batches of
-    ``cfg.eval_batch_size``.
+    :func:`cbft_core.kernels.train.fit` over one batch of ``cfg.batch_size``
+    (channels-last and bf16 as the preset sets them); forward:
+    :func:`cbft_core.kernels.train.predict` of one batch of
+    ``cfg.eval_batch_size``. After a warm-up, three timed windows of each kind
+    alternate (``seconds`` in all, plus the warm-up and sizing), so a load that
+    comes and goes on the machine weighs on both rates alike.
     """
     checks.check_number("seconds", seconds, minimum=0.0, strict_minimum=True)
     checks.check_choice("cue", cue, CUES)
@@ -178,8 +178,7 @@ def measure_throughput(cfg: Preset, cue: str = "box", seconds: float = 4.0) -> T
         if device.type == "cuda":
             torch.cuda.synchronize(device)
 
-    fit_set, eval_set = probe(4 * cfg.batch_size), probe(2 * cfg.eval_batch_size)
-
+    fit_set, eval_set = probe(cfg.batch_size), probe(cfg.eval_batch_size)  # a round: one batch
     sgd = SGDConfig(lr=1e-3, momentum=cfg.momentum, weight_decay=cfg.weight_decay, schedule="constant")
 
     def train_rounds(rounds: int) -> None:
@@ -192,16 +191,25 @@ def measure_throughput(cfg: Preset, cue: str = "box", seconds: float = 4.0) -> T
             train.predict(model, eval_set, cfg.eval_batch_size)
         sync()
 
-    train_rate, train_s = _steady_rate(train_rounds, len(fit_set), seconds / 4)
-    forward_rate, forward_s = _steady_rate(forward_rounds, len(eval_set), seconds / 4)
+    start = time.perf_counter()
+    windows = 3  # alternate the two kinds, so that both see the same load of the machine
+    rounds = {"train": _rounds_for(train_rounds, seconds / (2 * windows)),
+              "forward": _rounds_for(forward_rounds, seconds / (2 * windows))}
+    spent = {"train": 0.0, "forward": 0.0}
+    for _ in range(windows):
+        spent["train"] += _window(train_rounds, rounds["train"])
+        spent["forward"] += _window(forward_rounds, rounds["forward"])
+    train_rate = windows * rounds["train"] * len(fit_set) / spent["train"]
+    forward_rate = windows * rounds["forward"] * len(eval_set) / spent["forward"]
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)"
-    return Throughput(train_rate, forward_rate, cfg.batch_size, cfg.eval_batch_size, name, train_s + forward_s)
+    return Throughput(train_rate, forward_rate, cfg.batch_size, cfg.eval_batch_size, name,
+                      time.perf_counter() - start)
 
 
 def estimate_seconds(plan: Plan, rate: Throughput, needed_only: bool = True) -> float:
     """Seconds for the plan's work: trained images at ``rate.train_per_s``, forward-only ones at ``rate.forward_per_s``.
 
-    Data generation, checkpoints and the Python between batches are left out.
+    Making the data sets, checkpoints and LLRT's head training (on features, not images) are left out.
     """
     checks.check_number("train_per_s", rate.train_per_s, minimum=0.0, strict_minimum=True)
     checks.check_number("forward_per_s", rate.forward_per_s, minimum=0.0, strict_minimum=True)
