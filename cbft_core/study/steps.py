@@ -19,9 +19,9 @@ and different data order: same-mechanism controls).
 A compute function receives ``(cfg, node, inputs, progress)``, the inputs in
 the order :attr:`Step.inputs` lists them and in the form :func:`cbft_core.study.graph.result`
 returns them (models as modules, paths as :class:`~cbft_core.kernels.paths.PathResult`).
-Its cache key covers only the settings its step declares (and the device,
-which changes no more than the last digits, never): a test runs every step and
-fails when a compute function reads any other setting.
+Its cache key covers only the settings its step declares (never the device,
+which changes no more than the last digits): a test runs every step and fails
+when a compute function reads any other setting.
 """
 from __future__ import annotations
 
