@@ -240,3 +240,175 @@ def test_kernel_widgets_say_they_need_a_kernel(built_book: Path, served_book: st
         finally:
             browser.close()
     assert external == [], f"outside requests: {external[:3]}"
+
+
+# --- phones: figures, tables, equations at 400 px (and 1300 px) ----------------------------------------
+
+MIN_TEXT_PX = 9.0
+WIDTHS = (400, 1300)
+_IMAGES = """() => [...document.querySelectorAll('article img')].map(img => {
+    const box = img.getBoundingClientRect();
+    return {src: img.currentSrc || img.src, natural: img.naturalWidth, shown: box.width, left: box.left,
+            right: box.right};
+}).filter(i => i.shown > 0 && i.natural > 0)"""
+_FETCH_B64 = """async src => { const data = new Uint8Array(await (await fetch(src)).arrayBuffer());
+    let text = ''; for (let k = 0; k < data.length; k += 8192) text += String.fromCharCode(...data.subarray(k, k + 8192));
+    return btoa(text); }"""
+
+
+def _png_text(data: bytes) -> dict[str, str]:
+    """The tEXt chunks of a PNG (empty for any other image)."""
+    import struct
+
+    chunks: dict[str, str] = {}
+    if not data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return chunks
+    pos = 8
+    while pos + 8 <= len(data):
+        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        body = data[pos + 8:pos + 8 + length]
+        if kind == b"tEXt" and b"\x00" in body:
+            key, value = body.split(b"\x00", 1)
+            chunks[key.decode("latin-1")] = value.decode("latin-1")
+        if kind == b"IEND":
+            break
+        pos += 12 + length
+    return chunks
+
+
+def _chapter_pages() -> list[str]:
+    return [name for name in toc_files() if (REPO / f"{name}.ipynb").is_file()]
+
+
+def test_figures_are_legible_at_400_and_1300_px(built_book: Path, served_book: str):
+    """Every figure's smallest text, as drawn on screen (its size in the PNG, which the library records in
+    the PNG, times the displayed / natural width), is at least 9 px at 400 px and at 1300 px."""
+    _require_browser()
+    import base64
+
+    from playwright.sync_api import sync_playwright
+
+    from cbft_core.presentation import plots
+
+    external: list[str] = []
+    problems: list[str] = []
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            for name in _chapter_pages():
+                for width in WIDTHS:
+                    page = _open(browser, served_book, name, width, external)
+                    page.wait_for_timeout(1000)  # the explorer's frames appear once the widgets render
+                    for k, img in enumerate(page.evaluate(_IMAGES)):
+                        where = f"{name} at {width} px, figure {k + 1}"
+                        if img["left"] < -1 or img["right"] > width + 1:
+                            problems.append(f"{where}: leaves the window ({img['left']:.0f}–{img['right']:.0f} px)")
+                        info = _png_text(base64.b64decode(page.evaluate(_FETCH_B64, img["src"])))
+                        if plots.FONT_KEY not in info or plots.DPI_KEY not in info:
+                            problems.append(f"{where}: its PNG does not record its text size (drawn before "
+                                            "cbft_core recorded it: re-execute the chapter)")
+                            continue
+                        pt, dpi = float(info[plots.FONT_KEY]), float(info[plots.DPI_KEY])
+                        px = pt * dpi / 72 * img["shown"] / img["natural"]
+                        if px < MIN_TEXT_PX:
+                            problems.append(f"{where}: smallest text {px:.1f} px ({pt:g} pt at {dpi:g} dpi, "
+                                            f"{img['natural']} px wide shown at {img['shown']:.0f} px)")
+                    page.close()
+        finally:
+            browser.close()
+    assert not problems, f"{len(problems)} figure(s) too small to read:\n" + "\n".join(problems[:20])
+
+
+_TABLES = """() => [...document.querySelectorAll('article table')].map(t => {
+    const heads = [...t.querySelectorAll('thead th')].map(th => th.textContent.trim().toLowerCase());
+    const col = heads.indexOf('verdict');
+    const cells = col < 0 ? [] : [...t.querySelectorAll('tbody tr')].map(r => r.children[col]).filter(Boolean);
+    return {scroll: t.scrollWidth, client: t.clientWidth, right: t.getBoundingClientRect().right,
+            verdicts: cells.map(c => { const b = c.getBoundingClientRect();
+                return {left: b.left, right: b.right, width: b.width, text: c.textContent.trim()}; })};
+})"""
+
+
+def test_tables_show_the_verdict_without_scrolling(built_book: Path, served_book: str):
+    """At 400 and 1300 px no table of a chapter scrolls sideways, and every verdict cell is on screen."""
+    _require_browser()
+    from playwright.sync_api import sync_playwright
+
+    external: list[str] = []
+    problems: list[str] = []
+    verdicts = 0
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            for name in _chapter_pages():
+                for width in WIDTHS:
+                    page = _open(browser, served_book, name, width, external)
+                    for k, table in enumerate(page.evaluate(_TABLES)):
+                        where = f"{name} at {width} px, table {k + 1}"
+                        if table["scroll"] > table["client"] + 1 or table["right"] > width + 1:
+                            problems.append(f"{where}: scrolls sideways ({table['scroll']} px in {table['client']})")
+                        for cell in table["verdicts"]:
+                            verdicts += 1
+                            if cell["width"] <= 0 or cell["left"] < 0 or cell["right"] > width + 1:
+                                problems.append(f"{where}: verdict {cell['text']!r} off screen "
+                                                f"({cell['left']:.0f}–{cell['right']:.0f} px)")
+                    page.close()
+        finally:
+            browser.close()
+    assert verdicts > 0, "no claims table with a verdict column in any chapter"
+    assert not problems, "\n".join(problems[:20])
+
+
+_EQUATIONS = """() => [...document.querySelectorAll('article mjx-container[display="true"]')].map(el => {
+    const box = el.getBoundingClientRect();
+    let clipped = false;
+    for (let a = el.parentElement; a && a.tagName !== 'ARTICLE'; a = a.parentElement) {
+        const style = getComputedStyle(a);
+        if (['hidden', 'clip'].includes(style.overflowX)) {
+            const outer = a.getBoundingClientRect();
+            if (box.right > outer.right + 1 || box.left < outer.left - 1) clipped = true;
+        }
+    }
+    return {tex: (el.getAttribute('aria-label') || el.textContent).slice(0, 40), right: box.right,
+            scroll: el.scrollWidth, client: el.clientWidth, overflow: getComputedStyle(el).overflowX, clipped,
+            marked: el.classList.contains('cbft-scrolls'), scale: parseFloat(el.dataset.cbftScale || '1')};
+})"""
+
+
+def test_display_equations_are_never_cut_off(built_book: Path, served_book: str):
+    """At 400 and 1300 px each display equation fits the text column, typeset smaller if need be (a phone
+    hides scroll bars, so an equation that merely scrolls looks cut off); one that cannot fit even at
+    70 % scrolls inside itself with a marked edge. None runs past the window or is clipped."""
+    _require_browser()
+    from playwright.sync_api import sync_playwright
+
+    if not (REPO / "book" / "_static" / "vendor" / "mathjax" / "tex-mml-chtml.js").is_file():
+        pytest.skip("MathJax was not fetched from npm: the pages typeset from a CDN this test blocks")
+    external: list[str] = []
+    problems: list[str] = []
+    seen = 0
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            for name in _chapter_pages():
+                for width in WIDTHS:
+                    page = _open(browser, served_book, name, width, external)
+                    page.evaluate("() => window.MathJax && MathJax.startup && MathJax.startup.promise ? "
+                                  "MathJax.startup.promise.then(() => true) : true")
+                    page.wait_for_timeout(300)  # cbft-layout.js fits the equations once they are typeset
+                    for eq in page.evaluate(_EQUATIONS):
+                        seen += 1
+                        where = f"{name} at {width} px, equation {eq['tex']!r}"
+                        scrolls = eq["overflow"] in ("auto", "scroll")
+                        if eq["right"] > width + 1 and not scrolls:
+                            problems.append(f"{where}: runs {eq['right'] - width:.0f} px past the window")
+                        if eq["scroll"] > eq["client"] + 1 and not (scrolls and eq["marked"] and eq["scale"] <= 0.71):
+                            problems.append(f"{where}: {eq['scroll']} px wide in a {eq['client']} px column, "
+                                            f"shown at {eq['scale']:.0%}: cut off at the edge")
+                        if eq["clipped"]:
+                            problems.append(f"{where}: clipped by an enclosing block")
+                    page.close()
+        finally:
+            browser.close()
+    assert seen > 0, "no typeset display equation found (MathJax did not run?)"
+    assert not problems, "\n".join(problems[:20])

@@ -111,15 +111,17 @@ def test_committed_outputs_have_no_progress_bars(path: Path):
 
 @pytest.mark.parametrize("path", CHAPTERS, ids=IDS)
 def test_install_cell_follows_the_setting(path: Path):
-    """The first code cell installs cbft_core[book] pinned as _config.yml says (one setting for every chapter)."""
+    """The first code cell installs cbft_core[book] from the branch the book is built from (repository.branch
+    of _config.yml, the branch whose reader notebooks the launch buttons open), one setting for every chapter."""
     from cbft_core.presentation import launch
 
     config = launch.read_config(REPO)
     first = code_cells(nbformat.read(path, as_version=4))[0].source
     assert first == launch.install_cell(config), (
         "the install cell differs from the setting: run `python -m cbft_core.presentation.launch`")
-    ref = config["sphinx"]["config"]["cbft_install_ref"]
-    assert re.fullmatch(r"v\d+\.\d+\.\d+|[0-9a-f]{40}", ref), f"cbft_install_ref {ref!r}: a release tag or a commit"
+    branch = config["repository"]["branch"]
+    assert f"@{branch}\"" in first and launch.install_ref(config) == branch
+    assert "cbft_install_ref" not in (REPO / "_config.yml").read_text(), "a second, manual pin of the install ref"
 
 
 @pytest.mark.parametrize("path", CHAPTERS, ids=IDS)
@@ -150,6 +152,20 @@ def test_chapter_glues_numbers(path: Path):
     )
 
 
+def _fresh_glued(fresh_dir: Path, path: Path) -> dict:
+    """The re-executed glued values of chapter ``path`` in ``fresh_dir``: its nbval run's glue log
+    (``<stem>.glue.jsonl``, scripts/run-tests) or else an executed copy (``python -m cbft_core book --out``)."""
+    from cbft_core.presentation import chapter_run, record, regression
+
+    log = chapter_run.glue_log_path(fresh_dir / path.name)
+    if log.is_file():
+        return record.logged_values(log)
+    executed = fresh_dir / path.name
+    assert executed.is_file(), (
+        f"neither a glue log {log.name} nor an executed {path.name} in {fresh_dir} (CBFT_FRESH_CHAPTERS)")
+    return regression.glued([nbformat.read(executed, as_version=4)])
+
+
 @pytest.mark.parametrize("path", CHAPTERS, ids=IDS)
 def test_glued_numbers_reproduce(path: Path):
     """The numbers a chapter glues, re-executed, match the committed ones within their tolerance.
@@ -157,10 +173,11 @@ def test_glued_numbers_reproduce(path: Path):
     Rule (cbft_core.presentation.regression, book/maintaining.md "Numeric regression check"):
     |re-executed − committed| ≤ max(3 · spread over seeds, floor of the number's kind), the spread
     being the standard deviation the chapter glues as ``<name>_std``; a number glued on one side
-    only fails. The re-executed notebooks are read from CBFT_FRESH_CHAPTERS (a folder of chapters
-    executed at their committed parameters; scripts/run-tests makes it with
-    ``python -m cbft_core book --out DIR``), so this check executes nothing itself; it is skipped
-    only when the variable is unset.
+    only fails. The re-executed values are read from CBFT_FRESH_CHAPTERS: scripts/run-tests runs every
+    chapter once under nbval at its committed parameters and each chapter's kernel logs what it glues
+    to ``<chapter>.glue.jsonl`` there (CBFT_GLUE_LOG); a folder of chapters executed by
+    ``python -m cbft_core book --out DIR`` works too. So this check executes nothing itself; it is
+    skipped only when the variable is unset.
     """
     import os
 
@@ -169,10 +186,8 @@ def test_glued_numbers_reproduce(path: Path):
     fresh_dir = os.environ.get("CBFT_FRESH_CHAPTERS")
     if not fresh_dir:
         pytest.skip("CBFT_FRESH_CHAPTERS is not set: no re-executed chapters to compare")
-    fresh_path = Path(fresh_dir) / path.name
-    assert fresh_path.is_file(), f"no re-executed {path.name} in {fresh_dir} (CBFT_FRESH_CHAPTERS)"
     committed = regression.glued([nbformat.read(path, as_version=4)])
-    fresh = regression.glued([nbformat.read(fresh_path, as_version=4)])
+    fresh = _fresh_glued(Path(fresh_dir), path)
     assert committed, f"the committed {path.name} glues no number: nothing to compare"
     problems = regression.compare(committed, fresh, path.stem)
     assert not problems, f"{len(problems)} glued number(s) of {path.name} did not reproduce:\n" + "\n".join(problems)

@@ -9,6 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cbft_core.kernels.connectivity import barrier, train_midpoint
+from cbft_core.kernels.optim import SGDConfig
+from torch.optim.optimizer import register_optimizer_step_pre_hook
 from cbft_core.kernels.data.imageset import ImageSet, batches
 from cbft_core.errors import ConfigError, NonFiniteLossError
 from cbft_core.kernels.models import build
@@ -102,6 +104,10 @@ def quick_fit(model, data, steps, seed, lr=0.1):
     return model.eval()
 
 
+def fresh(seed: int = 7) -> dict:
+    return build("cnn", 4, width=0.25, in_shape=(3, 8, 8), seed=seed).state_dict()
+
+
 def test_midpoint_training_lowers_mean_path_loss_and_is_deterministic():
     data = learnable_set(128, 0)
     a = quick_fit(build("cnn", 4, width=0.25, in_shape=(3, 8, 8), seed=0), data, 6, seed=0)
@@ -109,17 +115,53 @@ def test_midpoint_training_lowers_mean_path_loss_and_is_deterministic():
     before_a = {k: v.clone() for k, v in a.state_dict().items()}
     ts = np.linspace(0, 1, 5)
     sets = {"train": data}
-    linear_path = evaluate_path(a, b, sets, ts, progress=False)
-    kw = dict(epochs=8, lr=0.05, batch_size=32, seed=3, progress=False)
-    mid = train_midpoint(a, b, data, **kw)
-    quad_path = evaluate_path(a, b, sets, ts, midpoint=mid, progress=False)
+    linear_path = evaluate_path(a, b, sets, ts, data, progress=False)
+    sgd = SGDConfig(lr=0.1, schedule="step", step_every=6)
+    mid = train_midpoint(a, b, data, fresh(), sgd, epochs=8, batch_size=32, seed=3, progress=False)
+    quad_path = evaluate_path(a, b, sets, ts, data, midpoint=mid, progress=False)
     assert quad_path.loss["train"].mean() < linear_path.loss["train"].mean()
     assert quad_path.loss["train"][2] < linear_path.loss["train"][2]
     # endpoints untouched, same seed → same midpoint, all keys returned
     assert all(torch.equal(before_a[k], v) for k, v in a.state_dict().items())
-    again = train_midpoint(a, b, data, **kw)
+    again = train_midpoint(a, b, data, fresh(), sgd, epochs=8, batch_size=32, seed=3, progress=False)
     assert again.keys() == a.state_dict().keys()
     assert all(torch.equal(mid[k], again[k]) for k in mid)
+
+
+def test_midpoint_step_scales_the_rate_not_the_gradient():
+    """One update with momentum and weight decay off: θM − base·2t(1 − t)·∂L/∂θ(t), the gradient unscaled."""
+    data = learnable_set(48, 2)
+    a = build("cnn", 4, width=0.25, in_shape=(3, 8, 8), seed=0)
+    b = build("cnn", 4, width=0.25, in_shape=(3, 8, 8), seed=1)
+    start = fresh()
+    rates = []
+    hook = register_optimizer_step_pre_hook(lambda opt, args, kwargs: rates.append(opt.param_groups[0]["lr"]))
+    try:
+        mid = train_midpoint(a, b, data, start, SGDConfig(lr=0.4, momentum=0.0, weight_decay=0.0, schedule="constant"),
+                             epochs=1, batch_size=48, seed=5, progress=False)
+    finally:
+        hook.remove()
+    (rate,) = rates
+    w = rate / 0.4  # = 2t(1 − t) ≤ 1/2; t is the smaller root
+    assert 0 < w <= 0.5
+    t = (1 - math.sqrt(1 - 2 * w)) / 2
+    point = build("cnn", 4, width=0.25, in_shape=(3, 8, 8)).train()
+    sa, sb = a.state_dict(), b.state_dict()
+    with torch.no_grad():  # θ(t) by hand, for both roots (the draw may be t or 1 − t)
+        candidates = []
+        for tt in (t, 1 - t):
+            state = {k: (1 - tt) ** 2 * sa[k] + 2 * tt * (1 - tt) * start[k] + tt ** 2 * sb[k]
+                     if sa[k].is_floating_point() else sa[k] for k in sa}
+            candidates.append(state)
+    matches = []
+    for state in candidates:
+        point.load_state_dict(state)
+        point.zero_grad()
+        x = (data.images.float() / 127.5 - 1)
+        F.cross_entropy(point(x), data.labels).backward()
+        grads = dict(point.named_parameters())
+        matches.append(all(torch.allclose(mid[k], start[k] - rate * grads[k].grad, atol=1e-6) for k in grads))
+    assert any(matches)
 
 
 def test_midpoint_training_raises_on_non_finite_loss():
@@ -129,16 +171,19 @@ def test_midpoint_training_raises_on_non_finite_loss():
     with torch.no_grad():
         a.head.bias.fill_(math.inf)
         b.head.bias.fill_(-math.inf)
-    with pytest.raises(NonFiniteLossError, match="epoch 0, step 0"):
-        train_midpoint(a, b, data, epochs=1, lr=0.1, batch_size=32, progress=False)
+    with pytest.raises(NonFiniteLossError, match="midpoint: non-finite loss .* at epoch 1, step 1"):
+        train_midpoint(a, b, data, fresh(), SGDConfig(lr=0.1), epochs=1, batch_size=32, progress=False)
 
 
-@pytest.mark.parametrize("kwargs, word", [(dict(epochs=0, lr=0.1), "epochs"), (dict(epochs=1, lr=-1.0), "lr"),
-                                          (dict(epochs=1, lr=0.1, momentum=math.nan), "momentum")])
-def test_midpoint_training_rejects_bad_arguments(kwargs, word):
+def test_midpoint_training_rejects_bad_arguments():
     data = learnable_set(16, 0)
     a = build("cnn", 4, width=0.25, in_shape=(3, 8, 8), seed=0)
-    with pytest.raises(ConfigError, match=word):
-        train_midpoint(a, a, data, progress=False, **kwargs)
+    with pytest.raises(ConfigError, match="epochs"):
+        train_midpoint(a, a, data, fresh(), SGDConfig(lr=0.1), epochs=0, progress=False)
+    with pytest.raises(ConfigError, match="lr"):
+        SGDConfig(lr=-1.0)
     with pytest.raises(ConfigError, match="blocks.0.conv.weight"):
-        train_midpoint(a, build("cnn", 4, width=0.5, in_shape=(3, 8, 8)), data, epochs=1, lr=0.1, progress=False)
+        train_midpoint(a, build("cnn", 4, width=0.5, in_shape=(3, 8, 8)), data, fresh(), SGDConfig(lr=0.1),
+                       epochs=1, progress=False)
+    with pytest.raises(ConfigError, match="start"):
+        train_midpoint(a, a, data, {"w": torch.zeros(1)}, SGDConfig(lr=0.1), epochs=1, progress=False)

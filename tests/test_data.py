@@ -14,19 +14,26 @@ from cbft_core.kernels.data import (
 from cbft_core.kernels.data.shapes import SHAPE_NAMES, shape_masks
 from cbft_core.errors import ConfigError, DataUnavailableError
 
-# The documented layout, restated independently of the implementation.
-GRID = (3, 14, 26)
-EXTRA = (8, 8)
-WHITE = (255, 255, 255)
-PALETTE = ((255, 255, 255), (255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 0), (0, 255, 255),
-           (255, 0, 255), (255, 128, 0), (128, 0, 255), (0, 0, 0))
+# The authors' layout (syndata.py, boxDataset.get_box on 32×32 images), restated independently:
+# rows/columns 0, (32 − 3) // 2 = 14 and 32 − 3 = 29; class 9 of 100 at (14 − 8, 14 − 8).
+GRID = (0, 14, 29)
+EXTRA = (6, 6)
 
 
 def documented_position(k: int, num_classes: int) -> tuple[int, int] | None:
-    slot = k if num_classes <= 10 else k % 10
+    slot = k % 10
     if slot == 9:
-        return None if num_classes <= 10 else EXTRA
+        return None if num_classes == 10 else EXTRA
     return GRID[slot // 3], GRID[slot % 3]
+
+
+def documented_colour(k: int, num_classes: int) -> torch.Tensor:
+    """The authors' hsv_to_rgb([h, 1, 255])[[2, 0, 1]] / 255 in normalised units, as the nearest uint8 pixel."""
+    from matplotlib.colors import hsv_to_rgb
+
+    h = 1.0 if num_classes <= 10 else (k // 10) / 10
+    value = hsv_to_rgb([h, 1, 255])[[2, 0, 1]] / 255
+    return torch.tensor([round((v + 1) * 127.5) for v in value], dtype=torch.uint8)
 
 
 def synthetic_base(num_classes: int, per_class: int, fill: int = 128, seed: int = 0) -> ImageSet:
@@ -66,7 +73,7 @@ def test_box_position_and_colour_for_every_class(num_classes):
         if pos is None:
             assert torch.equal(img, base.images[i])
             continue
-        colour = torch.tensor(WHITE if num_classes <= 10 else PALETTE[k // 10], dtype=torch.uint8)
+        colour = documented_colour(k, num_classes)
         rows, cols = box_region(pos)
         assert torch.equal(img[:, rows, cols], colour.view(3, 1, 1).expand(3, 3, 3))
         outside = torch.ones(32, 32, dtype=torch.bool)
@@ -93,7 +100,7 @@ def test_box_layout_10_classes_class_nine_has_no_box():
     pos = cue_class_positions(10)
     assert pos[9].tolist() == [-1, -1]
     assert len({tuple(p) for p in pos[:9].tolist()}) == 9
-    assert (cue_class_colours(10) == 255).all()
+    assert (cue_class_colours(10) == torch.tensor([128, 255, 128], dtype=torch.uint8)).all()  # green, (0, 1, 0)
 
 
 @settings(max_examples=20, deadline=None)
@@ -111,8 +118,7 @@ def test_box_changes_only_the_box_pixels(num_classes, n, seed):
         if pos is not None:
             rows, cols = box_region(pos)
             mask[rows, cols] = True
-            colour = torch.tensor(WHITE if num_classes <= 10 else PALETTE[k // 10], dtype=torch.uint8)
-            assert (out[i][:, mask] == colour.view(3, 1)).all()
+            assert (out[i][:, mask] == documented_colour(k, num_classes).view(3, 1)).all()
         assert torch.equal(out[i][:, ~mask], base.images[i][:, ~mask])
 
 
@@ -125,7 +131,7 @@ def test_cue_proportion_is_exact_per_class_and_takes_the_first(p):
     view = make_view(base, "box", "cue", proportion=p)
     for k in range(7):
         flags = view.has_cue[labels == k].tolist()
-        q = round(p * len(flags))
+        q = int(len(flags) * p)  # the authors' get_cue_ids: int(n_k · p)
         assert flags == [True] * q + [False] * (len(flags) - q)
         # has_cue agrees with the pixels (class 9 absent here, every class has a box).
         boxed = (view.images[labels == k] != 0).flatten(1).any(1).tolist()
@@ -216,7 +222,9 @@ def test_rand_img_keeps_true_cue_and_changes_image(shapes_small):
     base = shapes_small
     plan = plan_view(base, "box", "rand-img", seed=2)
     view = make_view(base, "box", "rand-img", seed=2)
-    assert (plan.source != torch.arange(len(base))).all()
+    # uniform over the whole set, itself included (the authors' np.random.randint(0, len(dataset))):
+    # 300 draws keep their own image about once
+    assert (plan.source == torch.arange(len(base))).sum() <= 5
     assert len(torch.unique(plan.source)) > len(base) // 2
     for i in range(100):
         k = int(base.labels[i])
@@ -225,7 +233,7 @@ def test_rand_img_keeps_true_cue_and_changes_image(shapes_small):
         if pos is not None:
             rows, cols = box_region(pos)
             mask[rows, cols] = True
-            assert (view.images[i][:, mask] == 255).all()
+            assert (view.images[i][:, mask] == documented_colour(k, 10).view(3, 1)).all()
         j = int(plan.source[i])
         assert torch.equal(view.images[i][:, ~mask], base.images[j][:, ~mask])
     assert torch.equal(view.labels, base.labels)
@@ -261,17 +269,26 @@ def test_dominoes_halves(shapes_small, digits, view):
     assert out.images.shape == (len(shapes_small), 3, 64, 32) and out.images.dtype == torch.uint8
     top, bottom = out.images[:, :, :32], out.images[:, :, 32:]
     assert torch.equal(bottom, shapes_small.images[plan.source])
-    if view == "rand-img":
-        assert (plan.source != torch.arange(len(shapes_small))).all()
-    else:
+    if view != "rand-img":
         assert torch.equal(bottom, shapes_small.images)
     table = _classes_by_image(digits)
+    rank = {}  # the authors' association: the j-th sample of class k shows the j-th simple image of class k
+    digit_of_class = {k: torch.nonzero(digits.labels == k).flatten() for k in range(10)}
     for i in range(len(shapes_small)):
+        k_true = int(shapes_small.labels[i])
+        j = rank[k_true] = rank.get(k_true, -1) + 1
         if not out.has_cue[i]:
             assert (top[i] == 0).all()
             continue
-        k = int(plan.cue_class[i]) if view == "rand-cue" else int(shapes_small.labels[i])
+        k = int(plan.cue_class[i]) if view == "rand-cue" else k_true
         assert k in table.get(top[i].numpy().tobytes(), set())
+        if view != "rand-cue":
+            members = digit_of_class[k]
+            assert torch.equal(top[i], digits.images[members[j % len(members)]])
+    # the network sees the top half in [0, 1] and the bottom in [-1, 1]
+    x = out.inputs(slice(0, 4))
+    assert torch.equal(x[:, :, :32], out.images[:4, :, :32].float() / 255)
+    assert torch.equal(x[:, :, 32:], out.images[:4, :, 32:].float() / 127.5 - 1)
     if view == "cue":
         assert out.has_cue.float().mean().item() == pytest.approx(0.8, abs=0.01)
 

@@ -1,8 +1,10 @@
-"""Every chapter page of the built book links to its own notebook on Binder and on Colab.
+"""Every chapter page of the built book links to its reader notebook on Binder and on Colab.
 
 The expected links are derived here from ``_config.yml`` (repository URL and
 branch, launch-button settings) and from ``_toc.yml``, independently of the
-theme that writes them; the pages' anchors are parsed from the HTML.
+theme that writes them; the pages' anchors are parsed from the HTML. The
+notebook they open is the chapter's reader notebook, ``notebooks/<chapter>.ipynb``
+(plain Markdown that Jupyter renders, ``python -m cbft_core notebooks``).
 """
 from __future__ import annotations
 
@@ -40,8 +42,7 @@ def _expected(notebook: Path) -> tuple[str, str]:
     assert parts.netloc == "github.com", "launch links are checked for a GitHub repository"
     org, name = parts.path.strip("/").removesuffix(".git").split("/")
     branch = repo.get("branch", "main")
-    book = repo.get("path_to_book", "").strip("/")
-    path = "/".join(filter(None, [book, notebook.relative_to(REPO).as_posix()]))
+    path = f"notebooks/{notebook.name}"
     launch = config["launch_buttons"]
     ui = {"jupyterlab": "lab/tree", "classic": "tree"}[launch.get("notebook_interface", "classic")]
     binder = f"{launch['binderhub_url'].rstrip('/')}/v2/gh/{org}/{name}/{branch}?urlpath={ui}/{path}"
@@ -67,7 +68,8 @@ def test_chapters_link_to_their_notebook_on_binder_and_colab(built_book: Path):
 
 
 def test_launch_links_name_committed_notebooks(built_book: Path):
-    """The path in each launch link is a notebook in this repository (what GitHub will serve)."""
+    """The path in each launch link is a notebook in this repository (what GitHub will serve), and it is
+    the chapter's reader notebook, never the MyST source."""
     for notebook in _chapters():
         rel = notebook.relative_to(REPO).with_suffix("")
         for href in _hrefs(built_book / f"{rel.as_posix()}.html"):
@@ -79,7 +81,7 @@ def test_launch_links_name_committed_notebooks(built_book: Path):
             else:
                 continue
             assert (REPO / target).is_file(), f"{rel}: launch link {href} names a missing file {target}"
-            assert target.endswith(".ipynb"), f"{rel}: launch link {href} does not open a notebook"
+            assert target == f"notebooks/{notebook.name}", f"{rel}: launch link {href} does not open the reader notebook"
 
 
 def _pins(path: Path) -> dict[str, str]:

@@ -13,7 +13,7 @@ from cbft_core.kernels.connectivity import barrier
 from cbft_core.kernels.data.imageset import ImageSet, normalize
 from cbft_core.errors import ConfigError
 from cbft_core.kernels.models import build
-from cbft_core.kernels.paths import bezier, evaluate_path, linear, one_pass_logits, reset_bn
+from cbft_core.kernels.paths import bezier, evaluate_path, linear, reset_bn
 
 
 def random_set(n, seed, hw=(16, 16), num_classes=4):
@@ -197,22 +197,35 @@ def _direct_loss_acc(model, data, bn_data=None):
     return F.cross_entropy(logits, data.labels).item(), (logits.argmax(1) == data.labels).float().mean().item()
 
 
-def test_evaluate_path_endpoints_equal_direct_evaluation_with_reestimated_bn():
+def test_endpoints_equal_the_models_with_statistics_of_the_training_images():
     a, b = pair()
     sets = {"x": random_set(96, 1), "y": random_set(64, 2)}
-    res = evaluate_path(a, b, sets, [0.0, 0.5, 1.0], bn_images=80, batch_size=128, progress=False,
-                        one_pass_images=0)
+    train_images = random_set(120, 7)
+    res = evaluate_path(a, b, sets, [0.0, 0.5, 1.0], train_images, bn_images=80, batch_size=128, progress=False)
     for name, data in sets.items():
         for i, model in ((0, a), (2, b)):
-            loss, acc = _direct_loss_acc(model, data, bn_data=data.subset(slice(0, 80)))
+            loss, acc = _direct_loss_acc(model, data, bn_data=train_images.subset(slice(0, 80)))
             assert res.loss[name][i] == pytest.approx(loss, rel=1e-5)
             assert res.acc[name][i] == pytest.approx(acc)
-    shared = evaluate_path(a, b, sets, [0.0, 1.0], bn_data="x", batch_size=128, progress=False)
-    loss, acc = _direct_loss_acc(b, sets["y"], bn_data=sets["x"])
-    assert shared.loss["y"][1] == pytest.approx(loss, rel=1e-5)
-    assert shared.acc["y"][1] == pytest.approx(acc)
-    direct = evaluate_path(a, b, sets, [0.0, 1.0], bn_data=sets["x"], batch_size=128, progress=False)
-    np.testing.assert_allclose(direct.loss["y"], shared.loss["y"], rtol=1e-6)
+    # never the scored images' statistics: those give other numbers
+    own = _direct_loss_acc(b, sets["y"], bn_data=sets["y"])[0]
+    assert abs(res.loss["y"][2] - own) > 1e-3
+
+
+def test_running_average_is_the_authors_momentum_pass_without_reset():
+    a, b = pair()
+    sets = {"x": random_set(32, 1)}
+    train_images = random_set(300, 7)
+    res = evaluate_path(a, b, sets, [1.0], train_images, bn_images=300, bn_average="running", progress=False)
+    m = copy.deepcopy(b).train()  # the authors' loop: b's own statistics, one shuffled pass, momentum 0.1
+    order = torch.randperm(300, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        for i in range(0, 300, 128):
+            m(normalize(train_images.images[order[i:i + 128]]))
+        logits = m.eval()(normalize(sets["x"].images))
+    assert res.loss["x"][0] == pytest.approx(F.cross_entropy(logits, sets["x"].labels).item(), rel=1e-5)
+    cumulative = evaluate_path(a, b, sets, [1.0], train_images, bn_images=300, progress=False)
+    assert abs(cumulative.loss["x"][0] - res.loss["x"][0]) > 1e-4
 
 
 def test_model_without_batchnorm_is_evaluated_as_is():
@@ -220,7 +233,7 @@ def test_model_without_batchnorm_is_evaluated_as_is():
     a = nn.Sequential(nn.Flatten(), nn.Linear(3 * 16 * 16, 4))
     b = nn.Sequential(nn.Flatten(), nn.Linear(3 * 16 * 16, 4))
     data = random_set(50, 3)
-    res = evaluate_path(a, b, {"d": data}, [0.0, 1.0], progress=False)
+    res = evaluate_path(a, b, {"d": data}, [0.0, 1.0], data, progress=False)
     assert res.bn_resets == 0
     assert res.loss["d"][0] == pytest.approx(_direct_loss_acc(a, data)[0], rel=1e-5)
     assert res.loss["d"][1] == pytest.approx(_direct_loss_acc(b, data)[0], rel=1e-5)
@@ -230,71 +243,27 @@ def test_barrier_of_a_model_with_itself_is_zero():
     a, _ = pair()
     sets = {"x": random_set(64, 1), "y": random_set(64, 2)}
     ts = np.linspace(0, 1, 5)
-    res = evaluate_path(a, a, sets, ts, progress=False)
+    res = evaluate_path(a, a, sets, ts, random_set(64, 9), progress=False)
     for name in sets:
         for form in ("entezari", "frankle"):
             assert barrier(res.loss[name], ts, form)[0] == pytest.approx(0.0, abs=1e-6)
             assert barrier(res.error(name), ts, form)[0] == pytest.approx(0.0, abs=1e-9)
 
 
-@pytest.mark.parametrize("bn_data, per_t, one_pass", [("same", 3, 0), ("x", 1, 0), ("x", 1, 4096)])
-def test_one_bn_reestimation_per_t_per_source(bn_data, per_t, one_pass):
+def test_one_bn_reestimation_per_t_shared_by_every_set():
     a, b = pair()
     sets = {"x": random_set(40, 1), "y": random_set(30, 2), "z": random_set(20, 3)}
     ts = [0.0, 0.25, 0.5, 1.0]
     modes = []
     # evaluate_path deep-copies model_a, hook included: it sees every forward of the template
-    first_bn = a.blocks[0].bn
-    handle = first_bn.register_forward_pre_hook(lambda mod, inp: modes.append(mod.training))
-    try:
-        res = evaluate_path(a, b, sets, ts, bn_data=bn_data, batch_size=64, progress=False,
-                            one_pass_images=one_pass)
-    finally:
-        handle.remove()
-    # every set and BN subset fits one batch: train-mode forwards = BN resets, eval forwards = evaluations
-    assert sum(modes) == res.bn_resets == per_t * len(ts)
-    assert modes.count(False) == len(sets) * len(ts)
-
-
-def test_same_source_small_sets_take_one_pass_per_set_per_t():
-    a, b = pair()
-    sets = {"x": random_set(40, 1), "y": random_set(30, 2), "z": random_set(20, 3)}
-    ts = [0.0, 0.5, 1.0]
-    modes = []
     handle = a.blocks[0].bn.register_forward_pre_hook(lambda mod, inp: modes.append(mod.training))
     try:
-        res = evaluate_path(a, b, sets, ts, batch_size=16, progress=False)
+        res = evaluate_path(a, b, sets, ts, random_set(50, 4), batch_size=64, progress=False)
     finally:
         handle.remove()
-    # one train-mode forward per set per t (the whole set as one batch), no separate evaluation
-    assert modes == [True] * (len(sets) * len(ts)) and res.bn_resets == len(sets) * len(ts)
-    two = evaluate_path(a, b, sets, ts, batch_size=64, progress=False, one_pass_images=0)
-    for name in sets:
-        np.testing.assert_allclose(res.loss[name], two.loss[name], rtol=2e-2)
-
-
-def test_one_pass_logits_are_eval_logits_with_the_full_set_statistics():
-    model = pair()[1].eval()
-    data = random_set(48, 5)
-    ref = copy.deepcopy(model)
-    bns = {name: m for name, m in model.named_modules() if isinstance(m, nn.BatchNorm2d)}
-    n_values = {}  # BN name -> values per channel it normalised (images x positions)
-    hooks = [m.register_forward_pre_hook(lambda mod, inp, name=name: n_values.__setitem__(name, inp[0][:, 0].numel()))
-             for name, m in bns.items()]
-    logits = one_pass_logits(model, data)
-    for h in hooks:
-        h.remove()
-    assert not model.training and all(m.momentum == 0.1 for m in bns.values()), "modes and momenta restored"
-    # running statistics = reset_bn over the whole set as one batch
-    reset_bn(ref, [normalize(data.images)])
-    torch.testing.assert_close(model.state_dict(), ref.state_dict(), rtol=0, atol=0)
-    # logits = eval-mode logits once each running variance is made the biased one, x (n - 1) / n
-    with torch.no_grad():
-        for name, m in ref.named_modules():
-            if isinstance(m, nn.BatchNorm2d):
-                m.running_var.mul_((n_values[name] - 1) / n_values[name])
-        expected = ref.eval()(normalize(data.images))
-    torch.testing.assert_close(logits, expected, rtol=1e-4, atol=1e-5)
+    # the BN data and every set fit one batch: one train-mode forward per t, one eval forward per set per t
+    assert sum(modes) == res.bn_resets == len(ts)
+    assert modes.count(False) == len(sets) * len(ts)
 
 
 def test_midpoint_at_centre_gives_the_linear_path():
@@ -302,8 +271,8 @@ def test_midpoint_at_centre_gives_the_linear_path():
     sets = {"x": random_set(48, 1)}
     centre = {k: (v + b.state_dict()[k]) / 2 if v.is_floating_point() else v for k, v in a.state_dict().items()}
     ts = [0.0, 0.3, 0.7, 1.0]
-    lin = evaluate_path(a, b, sets, ts, progress=False)
-    bez = evaluate_path(a, b, sets, ts, midpoint=centre, progress=False)
+    lin = evaluate_path(a, b, sets, ts, random_set(48, 5), progress=False)
+    bez = evaluate_path(a, b, sets, ts, random_set(48, 5), midpoint=centre, progress=False)
     np.testing.assert_allclose(bez.loss["x"], lin.loss["x"], rtol=1e-4)
     assert json.loads(json.dumps(lin.to_dict()))["loss"]["x"] == pytest.approx(list(lin.loss["x"]))
 
@@ -311,19 +280,20 @@ def test_midpoint_at_centre_gives_the_linear_path():
 def test_evaluate_path_rejects_bad_input():
     a, b = pair()
     sets = {"x": random_set(16, 1)}
+    train_images = random_set(16, 2)
     with pytest.raises(ConfigError, match="blocks.0.conv.weight"):
-        evaluate_path(a, build("cnn", 4, width=0.5), sets, [0, 1], progress=False)
+        evaluate_path(a, build("cnn", 4, width=0.5), sets, [0, 1], train_images, progress=False)
     with pytest.raises(ConfigError, match="model_b"):
-        evaluate_path(a, build("vgg13", 4, width=0.125), sets, [0, 1], progress=False)
+        evaluate_path(a, build("vgg13", 4, width=0.125), sets, [0, 1], train_images, progress=False)
     with pytest.raises(ConfigError, match="midpoint"):
-        evaluate_path(a, b, sets, [0, 1], midpoint={"w": torch.zeros(1)}, progress=False)
-    with pytest.raises(ConfigError, match="bn_data"):
-        evaluate_path(a, b, sets, [0, 1], bn_data="clean", progress=False)
+        evaluate_path(a, b, sets, [0, 1], train_images, midpoint={"w": torch.zeros(1)}, progress=False)
+    with pytest.raises(ConfigError, match="^bn_data"):
+        evaluate_path(a, b, sets, [0, 1], "clean", progress=False)
+    with pytest.raises(ConfigError, match="^bn_average"):
+        evaluate_path(a, b, sets, [0, 1], train_images, bn_average="same", progress=False)
     with pytest.raises(ConfigError, match="ts"):
-        evaluate_path(a, b, sets, [0, 1.2], progress=False)
+        evaluate_path(a, b, sets, [0, 1.2], train_images, progress=False)
     with pytest.raises(ConfigError, match="sets"):
-        evaluate_path(a, b, {}, [0, 1], progress=False)
+        evaluate_path(a, b, {}, [0, 1], train_images, progress=False)
     with pytest.raises(ConfigError, match="bn_images"):
-        evaluate_path(a, b, sets, [0, 1], bn_images=0, progress=False)
-    with pytest.raises(ConfigError, match="one_pass_images"):
-        evaluate_path(a, b, sets, [0, 1], one_pass_images=-1, progress=False)
+        evaluate_path(a, b, sets, [0, 1], train_images, bn_images=0, progress=False)

@@ -23,12 +23,18 @@ ROWS = [{"method": "FT", "clean": "91.0 ± 0.5 %", "holds": True},
 def test_table_bundle_has_html_markdown_and_text():
     bundle = tables.Table(ROWS)._repr_mimebundle_()
     html = bundle["text/html"]
-    assert html.count("<tr>") == 3 and html.count("<th>") == 3 and html.count("<td>") == 6
+    assert html.count("<tr>") == 3 and html.count("<th>") == 3 and html.count("<td ") == 6
+    assert html.count('data-label="clean"') == 2, "every cell names its column (stacked rows on a phone)"
     assert "A|B &lt;x&gt;" in html and "<strong>no</strong>" in html
     assert bundle["text/markdown"].splitlines()[3] == "| A\\|B <x> | 12 % | **no** |"
     text = bundle["text/plain"].splitlines()
     assert text[0].split() == ["method", "clean", "holds"] and text[2].split()[-1] == "yes"
     assert len({line.index("clean") for line in text[:1]}) == 1 and text[3].index("12 %") == text[0].index("clean")
+
+
+def test_verdict_cells_are_marked():
+    html = tables.to_html([{"claim": "x", "verdict": "holds"}])
+    assert '<td data-label="verdict" class="cbft-verdict">holds</td>' in html
 
 
 def test_table_column_order_and_errors():

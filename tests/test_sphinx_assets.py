@@ -75,3 +75,18 @@ def test_book_config_loads_widget_scripts_in_order_and_fetches_them():
             assert name.removeprefix("vendor/") in fetcher, f"{name} is not fetched by scripts/vendor-js.sh"
         else:
             assert (static / name).is_file(), f"{name} is not a file of the book's static folder"
+
+
+def test_launch_buttons_open_the_reader_notebook():
+    """The theme's Binder and Colab links (built from the page's source) are pointed at the reader notebook;
+    other buttons and groups are left alone."""
+    colab = "https://colab.research.google.com/github/o/r/blob/main/book/05_cbft.ipynb"
+    binder = "https://mybinder.org/v2/gh/o/r/main?urlpath=lab/tree/book/05_cbft.ipynb"
+    buttons = [{"label": "download-buttons", "buttons": [{"url": "_sources/book/05_cbft.ipynb"}]},
+               {"label": "launch-buttons", "buttons": [{"url": binder}, {"url": colab},
+                                                       {"type": "javascript", "javascript": "initThebeSBT()"}]}]
+    assert sphinx_assets.redirect_launch_buttons(buttons, "book/05_cbft.ipynb", "notebooks/05_cbft.ipynb") == 2
+    launch = buttons[1]["buttons"]
+    assert launch[0]["url"] == "https://mybinder.org/v2/gh/o/r/main?urlpath=lab/tree/notebooks/05_cbft.ipynb"
+    assert launch[1]["url"] == "https://colab.research.google.com/github/o/r/blob/main/notebooks/05_cbft.ipynb"
+    assert buttons[0]["buttons"][0]["url"] == "_sources/book/05_cbft.ipynb"

@@ -29,6 +29,30 @@ def toy_model(num_classes: int = 4, seed: int = 0) -> torch.nn.Module:
     return models.build("cnn", num_classes, width=0.5, in_shape=(3, 16, 16), seed=seed)
 
 
+def fit(model, data, *, lr, momentum=0.9, weight_decay=5e-4, schedule="cosine", step_every=None, gamma=0.1,
+        **kwargs):
+    """train.fit with the SGD settings given as keywords (the tests' shorthand)."""
+    sgd = SGDConfig(lr=lr, momentum=momentum, weight_decay=weight_decay, schedule=schedule,
+                    step_every=step_every, gamma=gamma)
+    return train.fit(model, data, sgd, **kwargs)
+
+
+def authors_cosine(base_lr: float, epochs: int, steps_per_epoch: int, updates: int, hold: int = 0) -> list[float]:
+    """The rate of each update under the authors' utils.LR_Scheduler (numpy cosine table, stepped after
+    each update from the first update after ``hold`` updates on), restated from their code."""
+    import numpy as np
+
+    decay_iter = steps_per_epoch * epochs
+    table = 0.5 * base_lr * (1 + np.cos(np.pi * np.arange(decay_iter) / decay_iter))
+    rates, current, index = [], base_lr, 0
+    for u in range(updates):
+        rates.append(current)
+        if u >= hold:
+            current = float(table[index])
+            index += 1
+    return rates
+
+
 def state_equal(a: dict, b: dict) -> bool:
     return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
@@ -38,7 +62,7 @@ def test_fit_learns_and_restores_mode():
     model = toy_model()
     before = train.evaluate(model, data)
     model.eval()
-    out, hist = train.fit(model, data, epochs=4, lr=0.05, batch_size=32, progress=False,
+    out, hist = fit(model, data, epochs=4, lr=0.05, batch_size=32, progress=False,
                           return_history=True)
     assert out is model and not model.training
     after = train.evaluate(model, data)
@@ -52,7 +76,7 @@ def test_fit_is_deterministic_and_seed_matters():
     runs = []
     for seed in (3, 3, 4):
         m = toy_model()
-        train.fit(m, data, epochs=1, lr=0.05, batch_size=32, seed=seed, progress=False)
+        fit(m, data, epochs=1, lr=0.05, batch_size=32, seed=seed, progress=False)
         runs.append(m.state_dict())
     assert state_equal(runs[0], runs[1])
     assert not state_equal(runs[0], runs[2])
@@ -70,29 +94,28 @@ def _record_lrs(fn):
     return lrs
 
 
-def test_cosine_schedule_per_step():
+def test_cosine_schedule_is_the_authors_scheduler():
     data = toy_set(n=100)
-    lrs = _record_lrs(lambda: train.fit(toy_model(), data, epochs=3, lr=0.2, batch_size=32,
+    lrs = _record_lrs(lambda: fit(toy_model(), data, epochs=3, lr=0.2, batch_size=32,
                                         progress=False))
     total = 3 * math.ceil(100 / 32)
     assert len(lrs) == total
-    expected = [0.2 * 0.5 * (1 + math.cos(math.pi * k / total)) for k in range(total)]
-    assert lrs == pytest.approx(expected, rel=1e-12)
+    assert lrs == pytest.approx(authors_cosine(0.2, 3, math.ceil(100 / 32), total), rel=1e-12)
 
 
 def test_step_and_constant_schedules():
     data = toy_set(n=64)
-    lrs = _record_lrs(lambda: train.fit(toy_model(), data, epochs=5, lr=0.1, batch_size=32,
+    lrs = _record_lrs(lambda: fit(toy_model(), data, epochs=5, lr=0.1, batch_size=32,
                                         schedule="step", step_every=2, gamma=0.5, progress=False))
     assert lrs == pytest.approx([0.1] * 4 + [0.05] * 4 + [0.025] * 2)
-    lrs = _record_lrs(lambda: train.fit(toy_model(), data, epochs=2, lr=0.1, batch_size=32,
+    lrs = _record_lrs(lambda: fit(toy_model(), data, epochs=2, lr=0.1, batch_size=32,
                                         schedule="constant", progress=False))
     assert lrs == [0.1] * 4
 
 
 def test_max_batches_caps_steps():
     data = toy_set(n=128)
-    lrs = _record_lrs(lambda: train.fit(toy_model(), data, epochs=2, lr=0.1, batch_size=16,
+    lrs = _record_lrs(lambda: fit(toy_model(), data, epochs=2, lr=0.1, batch_size=16,
                                         max_batches=3, progress=False))
     assert len(lrs) == 6
 
@@ -102,12 +125,12 @@ def test_nan_loss_names_desc_epoch_step():
     with torch.no_grad():
         model.head.bias[0] = float("nan")
     with pytest.raises(NonFiniteLossError, match=r"my-run.*epoch 1, step 1"):
-        train.fit(model, toy_set(n=64), epochs=2, lr=0.1, batch_size=32, desc="my-run", progress=False)
+        fit(model, toy_set(n=64), epochs=2, lr=0.1, batch_size=32, desc="my-run", progress=False)
 
 
 def test_huge_lr_raises_nonfinite():
     with pytest.raises(NonFiniteLossError, match=r"boom: non-finite loss .* at epoch \d+, step \d+"):
-        train.fit(toy_model(), toy_set(), epochs=3, lr=1e12, batch_size=32, desc="boom",
+        fit(toy_model(), toy_set(), epochs=3, lr=1e12, batch_size=32, desc="boom",
                   progress=False)
 
 
@@ -127,23 +150,23 @@ def test_huge_lr_raises_nonfinite():
 )
 def test_fit_bad_arguments(kwargs, name):
     with pytest.raises(ConfigError, match=name):
-        train.fit(toy_model(), toy_set(n=32), progress=False, **kwargs)
+        fit(toy_model(), toy_set(n=32), progress=False, **kwargs)
 
 
 def test_fit_rejects_empty_and_mismatched_data():
     data = toy_set(n=32)
     with pytest.raises(ConfigError, match="data is empty"):
-        train.fit(toy_model(), data.subset(slice(0, 0)), epochs=1, lr=0.1, progress=False)
+        fit(toy_model(), data.subset(slice(0, 0)), epochs=1, lr=0.1, progress=False)
     with pytest.raises(ConfigError, match="classes"):
-        train.fit(toy_model(num_classes=10), data, epochs=1, lr=0.1, progress=False)
+        fit(toy_model(num_classes=10), data, epochs=1, lr=0.1, progress=False)
     with pytest.raises(ConfigError, match="ImageSet"):
-        train.fit(toy_model(), data.images, epochs=1, lr=0.1, progress=False)
+        fit(toy_model(), data.images, epochs=1, lr=0.1, progress=False)
 
 
 def test_evaluate_matches_independent_computation():
     data = toy_set(n=150)
     model = toy_model()
-    train.fit(model, data, epochs=1, lr=0.05, batch_size=32, progress=False)
+    fit(model, data, epochs=1, lr=0.05, batch_size=32, progress=False)
     model.train()
     bn_before = model.blocks[0].bn.running_mean.clone()
     res = train.evaluate(model, data, batch_size=64)
@@ -175,54 +198,61 @@ def test_evaluate_rejects_bad_batch_size():
         train.evaluate(toy_model(), toy_set(n=8), batch_size=0)
 
 
-def test_set_seed_makes_init_reproducible():
-    train.set_seed(11)
-    a = models.build("cnn", 4, width=0.5).state_dict()
-    train.set_seed(11)
-    b = models.build("cnn", 4, width=0.5).state_dict()
-    assert state_equal(a, b)
+def _scheduled_lrs(config, epochs: int, steps_per_epoch: int) -> list[float]:
+    return [config.lr_at(b, steps_per_epoch, epochs) for b in range(epochs * steps_per_epoch)]
 
 
-def _scheduled_lrs(config, total_steps: int, steps_per_epoch: int) -> list[float]:
-    """The learning rate of each optimiser step when the scheduler is stepped once per batch."""
-    param = torch.zeros(1, requires_grad=True)
-    opt, sched = config.make([param], total_steps, steps_per_epoch)
-    lrs = []
-    for _ in range(total_steps):
-        lrs.append(opt.param_groups[0]["lr"])
-        opt.step()
-        sched.step()
-    return lrs
-
-
-@pytest.mark.parametrize("epochs, steps_per_epoch", [(1, 1), (7, 13), (100, 196)])
-def test_cosine_schedule_over_long_runs_matches_closed_form(epochs, steps_per_epoch):
-    total = epochs * steps_per_epoch
-    lrs = _scheduled_lrs(SGDConfig(lr=0.1), total, steps_per_epoch)
-    expected = [0.05 * (1 + math.cos(math.pi * k / total)) for k in range(total)]
+@pytest.mark.parametrize("epochs, steps_per_epoch, hold", [(1, 1, 0), (7, 13, 0), (100, 196, 0), (20, 10, 2)])
+def test_cosine_schedule_over_long_runs_matches_the_authors(epochs, steps_per_epoch, hold):
+    lrs = _scheduled_lrs(SGDConfig(lr=0.1, hold_epochs=hold), epochs, steps_per_epoch)
+    expected = authors_cosine(0.1, epochs, steps_per_epoch, epochs * steps_per_epoch, hold * steps_per_epoch)
     assert lrs == pytest.approx(expected, rel=1e-9, abs=1e-15)
+    if hold:  # CBFT's held schedule never reaches 0: its last rate is cos(pi (E - hold) / E) along the way
+        assert lrs[-1] > 0.02 * 0.1
 
 
 @pytest.mark.parametrize("step_every, gamma", [(40, 0.1), (3, 0.5)])
 def test_step_schedule_over_long_runs_matches_closed_form(step_every, gamma):
     epochs, steps_per_epoch = 100, 7
     lrs = _scheduled_lrs(SGDConfig(lr=0.1, schedule="step", step_every=step_every, gamma=gamma),
-                         epochs * steps_per_epoch, steps_per_epoch)
+                         epochs, steps_per_epoch)
     expected = [0.1 * gamma ** ((k // steps_per_epoch) // step_every) for k in range(epochs * steps_per_epoch)]
     assert lrs == pytest.approx(expected, rel=1e-12)
 
 
 def test_sgd_config_validates_and_builds_sgd():
-    opt, _ = SGDConfig(lr=0.3, momentum=0.5, weight_decay=1e-3).make([torch.zeros(1, requires_grad=True)], 10, 5)
+    opt = SGDConfig(lr=0.3, momentum=0.5, weight_decay=1e-3).optimizer([torch.zeros(1, requires_grad=True)])
     assert isinstance(opt, torch.optim.SGD)
     group = opt.param_groups[0]
     assert (group["lr"], group["momentum"], group["weight_decay"]) == (0.3, 0.5, 1e-3)
     for kwargs, name in [(dict(lr=0), "lr"), (dict(lr=0.1, momentum=-0.1), "momentum"),
                          (dict(lr=0.1, schedule="step"), "step_every"),
                          (dict(lr=0.1, schedule="step", step_every=0), "step_every"),
+                         (dict(lr=0.1, hold_epochs=-1), "hold_epochs"),
                          (dict(lr=0.1, schedule="exp"), "schedule"), (dict(lr=True), "lr")]:
         with pytest.raises(ConfigError, match=name):
             SGDConfig(**kwargs)
+
+
+def test_updater_scales_the_rate_and_checks_every_loss():
+    w = torch.ones(2, requires_grad=True)
+    seen = []
+
+    def step(batch, updater):
+        loss = (w * batch).sum()
+        updater.update(loss, scale=0.5)
+        seen.append(updater.opt.param_groups[0]["lr"])
+        return {"loss": loss}
+
+    sgd = SGDConfig(lr=0.1, momentum=0.0, weight_decay=0.0, schedule="constant")
+    history = train.train_loop([w], sgd, epochs=2, steps_per_epoch=2, batches_of=lambda e: [torch.ones(2)] * 3,
+                               step=step, progress=False)
+    assert seen == [0.05] * 4 and len(history["loss"]) == 2  # capped at 2 steps per epoch
+    torch.testing.assert_close(w.detach(), torch.full((2,), 1 - 4 * 0.05))
+    with pytest.raises(NonFiniteLossError, match=r"probe: non-finite loss \(nan\) at epoch 1, step 2"):
+        train.train_loop([w], sgd, epochs=1, steps_per_epoch=3, desc="probe", progress=False,
+                         batches_of=lambda e: [torch.ones(2), torch.full((2,), float("nan"))],
+                         step=step)
 
 
 def test_fit_restores_mode_when_training_fails():
@@ -230,5 +260,5 @@ def test_fit_restores_mode_when_training_fails():
     with torch.no_grad():
         model.head.bias[0] = float("nan")
     with pytest.raises(NonFiniteLossError):
-        train.fit(model, toy_set(n=64), epochs=1, lr=0.1, batch_size=32, progress=False)
+        fit(model, toy_set(n=64), epochs=1, lr=0.1, batch_size=32, progress=False)
     assert not any(m.training for m in model.modules())

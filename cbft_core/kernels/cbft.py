@@ -100,7 +100,7 @@ def run(
     seed: int = 0,
     progress: bool = True,
     max_batches: int | None = None,
-    record_indices: bool = False,
+    record_steps: bool = False,
 ) -> tuple[nn.Module, dict[str, Any]]:
     """CBFT (or an ablation) of a copy of ``model`` on the clean set D_nc and the cue data D_c.
 
@@ -108,8 +108,8 @@ def run(
     the authors' cosine held for ``warmup_epochs`` + 1 epochs);
     ``lam`` is ignored by ``cbft-no-invariance``. Returns the fine-tuned model
     (eval mode) and its history: per-epoch means of each loss, the clean
-    accuracy and the rate; ``record_indices`` also keeps every batch's
-    clean and cue sample indices.
+    accuracy and the rate; ``record_steps`` also keeps every batch's clean and
+    cue sample indices and its t.
     """
     check_choice("method", method, METHODS)
     check_int("epochs", epochs, minimum=1)
@@ -135,15 +135,15 @@ def run(
     g_clean, g_cue, g_t = (torch.Generator().manual_seed(s) for s in
                            torch.randint(0, 2**62, (3,), generator=torch.Generator().manual_seed(seed)).tolist())
     steps = train.steps_per_epoch(min(len(clean), len(cue)), batch_size, max_batches)
-    indices: dict[str, list[torch.Tensor]] = {"clean_index": [], "cue_index": []}
+    steps_record: dict[str, list[Any]] = {"clean_index": [], "cue_index": [], "step_t": []}
 
     def batches_of(epoch: int):
         order_nc, order_c = torch.randperm(len(clean), generator=g_clean), torch.randperm(len(cue), generator=g_cue)
         for i in range(steps):
             idx_nc, idx_c = order_nc[i * batch_size:(i + 1) * batch_size], order_c[i * batch_size:(i + 1) * batch_size]
-            if record_indices:
-                indices["clean_index"].append(idx_nc)
-                indices["cue_index"].append(idx_c)
+            if record_steps:
+                steps_record["clean_index"].append(idx_nc)
+                steps_record["cue_index"].append(idx_c)
             yield (epoch, clean.inputs(idx_nc).to(dev), clean.labels[idx_nc].to(dev),
                    cue.inputs(idx_c).to(dev), cue.labels[idx_c].to(dev))
 
@@ -153,6 +153,8 @@ def run(
         out: dict[str, Any] = {"barrier_loss": nan, "barrier_ce": nan, "invariance": nan}
         if barrier:  # step 1: push the path's midpoints off low cue loss
             t = sample_t(g_t)
+            if record_steps:
+                steps_record["step_t"].append(t)
             loss_b, ce_t = barrier_loss(template, anchor, params, t, x_c, y_c, margin)
             updater.update(loss_b, what="barrier loss")
             out.update(barrier_loss=loss_b, barrier_ce=ce_t, t=t)
@@ -171,6 +173,6 @@ def run(
                                                batches_of=batches_of, step=step, desc=method, progress=progress,
                                                device=dev)
     history["method"] = method
-    if record_indices:
-        history.update(indices)
+    if record_steps:
+        history.update(steps_record)
     return tuned.eval(), history

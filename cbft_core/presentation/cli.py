@@ -1,4 +1,4 @@
-"""Command line: ``python -m cbft_core {run,plan,chapter,book,refresh,sweep,presets}``.
+"""Command line: ``python -m cbft_core {run,plan,chapter,book,refresh,notebooks,sweep,presets}``.
 
 Errors that cbft_core raises on purpose (bad arguments, missing data, a
 corrupt cache entry, a NaN loss) end in one line on stderr and exit code 2,
@@ -207,16 +207,19 @@ def _cmd_chapter(args: argparse.Namespace) -> None:
 
 
 def _execute_timed(paths: Sequence[Path], out: Callable[[Path], Path], parameters: dict[str, Any],
-                   progress: bool, verb: str) -> None:
-    """Execute chapters in order, printing each one's wall time and the total (what the book costs)."""
+                   progress: bool, verb: str) -> dict[str, float]:
+    """Execute chapters in order, printing each one's wall time and the total (what the book costs);
+    returns the seconds per chapter (by file stem)."""
     total = 0.0
+    seconds: dict[str, float] = {}
     for path in paths:
         start = time.perf_counter()
         target = execute_chapter(path, out(path), parameters, progress=progress)
-        seconds = time.perf_counter() - start
-        total += seconds
-        print(f"{verb} {target} in {seconds:.0f} s", flush=True)
+        seconds[path.stem] = time.perf_counter() - start
+        total += seconds[path.stem]
+        print(f"{verb} {target} in {seconds[path.stem]:.0f} s", flush=True)
     print(f"{len(paths)} chapter(s) in {total:.0f} s ({total / 60:.1f} min)")
+    return seconds
 
 
 def _cmd_book(args: argparse.Namespace) -> None:
@@ -233,7 +236,32 @@ def _cmd_refresh(args: argparse.Namespace) -> None:
     if unknown:
         raise CbftError(f"--only: unknown chapter(s) {unknown}; chapters: {[p.stem for p in every]}")
     selected = [p for p in every if not args.only or p.stem in args.only]
-    _execute_timed(selected, lambda p: p.parent, {}, not args.quiet, "refreshed")
+    from ..study.cache import cache_dir
+    from . import howto
+
+    folder = cache_dir()
+    cold = not args.only and not (folder.is_dir() and any(f.is_file() for f in folder.rglob("*")))
+    seconds = _execute_timed(selected, lambda p: p.parent, {}, not args.quiet, "refreshed")
+    if cold:  # every model trained in this run: what a reader's first full run costs on this machine
+        print(f"cold refresh (empty cache {folder}): timings recorded in {howto.record_timings(REPO, seconds)}; "
+              "`python -m cbft_core.presentation.howto` puts them into How to run")
+
+
+def _cmd_notebooks(args: argparse.Namespace) -> None:
+    import tempfile
+
+    from . import reader
+
+    if args.check:
+        with tempfile.TemporaryDirectory(prefix="cbft-reader-") as scratch:
+            problems = reader.stale(REPO, Path(scratch))
+        if problems:
+            raise CbftError("; ".join(problems) + ": run `python -m cbft_core notebooks`")
+        print(f"the reader notebooks in {reader.READER_DIR}/ match the chapters")
+        return
+    out = Path(args.out) if args.out else None
+    for path in reader.write_all(REPO, out):
+        print(f"wrote {path}")
 
 
 def _cmd_presets(args: argparse.Namespace) -> None:
@@ -342,11 +370,23 @@ def build_parser() -> argparse.ArgumentParser:
     book.set_defaults(func=_cmd_book)
 
     refresh = sub.add_parser("refresh", help="re-execute chapters in place at their default parameters",
-                             description="Refresh the committed outputs of the chapters.")
+                             description="Refresh the committed outputs of the chapters. Run with an empty "
+                                         "cache (a cold run), it also records the chapters' timings in "
+                                         "benchmarks/book_timings.json, which How to run quotes.")
     refresh.add_argument("--only", nargs="+", default=None, metavar="STEM",
                          help="only these chapters (file stems, e.g. 03_mechanisms)")
     refresh.add_argument("--quiet", action="store_true", help="no progress bars")
     refresh.set_defaults(func=_cmd_refresh)
+
+    notebooks = sub.add_parser(
+        "notebooks", help="write the reader notebooks (Colab, Binder) from the chapters' committed outputs",
+        description="For every chapter of _toc.yml write notebooks/<chapter>.ipynb: its cells and outputs "
+                    "with the MyST of the prose as plain Markdown (glued numbers written out, links to the "
+                    "published pages, author-year citations, included code).")
+    notebooks.add_argument("--out", default=None, help="folder to write into (default: notebooks/ of the book)")
+    notebooks.add_argument("--check", action="store_true",
+                           help="write nothing; fail (exit 2) when the committed reader notebooks are stale")
+    notebooks.set_defaults(func=_cmd_notebooks)
 
     _add_sweep_parser(sub, preset_option, param_option)
 

@@ -19,19 +19,22 @@ from ..kernels import landscape
 from ..kernels.data.imageset import ImageSet
 from .widgets import figure_png, frames_explorer
 
-__all__ = ["FRAME_DPI", "FONT_PT", "render_frame", "frames_widget", "live_widget"]
+__all__ = ["FRAME_DPI", "FONT_PT", "FRAME_SIZE", "render_frame", "frames_widget", "live_widget"]
 
-# A frame is 7.8 x 2.8 inches at 90 dpi: 702 px wide, within the book's text column at
-# 1300 px, so it is shown unscaled and FONT_PT (9 pt = 11 px at 90 dpi) stays above 10 px on screen.
+# A frame is 5 inches wide at 90 dpi: 450 px, shown unscaled in the book's text column on a desktop
+# (FONT_PT, 10 pt = 12.5 px) and at 368 px on a 400 px phone (10.2 px): the loss curve on top, the
+# sample images and their predictions in a row under it.
 FRAME_DPI = 90
-FONT_PT = 9.0
+FONT_PT = 10.0
+FRAME_SIZE = (5.0, 4.6)
 
 StateDict = Mapping[str, torch.Tensor]
 
 
 def render_frame(grid: landscape.ExplorerGrid, i: int, j: int, images: ImageSet, labels: Sequence[str] = ("A", "B"),
-                 size: tuple[float, float] = (7.8, 2.8)) -> plt.Figure:
-    """One frame: the loss curve of every bend (``bends[i]`` bold, marker at ``ts[j]``) and the samples' predictions.
+                 size: tuple[float, float] = FRAME_SIZE) -> plt.Figure:
+    """One frame: the loss curve of every bend (``bends[i]`` bold, marker at ``ts[j]``) on top, and the
+    samples' predictions in a row under it.
 
     ``images`` holds the sample images (``grid.sample_index`` of the evaluated set), in order.
     """
@@ -40,9 +43,9 @@ def render_frame(grid: landscape.ExplorerGrid, i: int, j: int, images: ImageSet,
     k = len(grid.sample_index)
     if len(images) != k:
         raise ConfigError(f"images must hold the grid's {k} sample images, got {len(images)}")
-    fig = plt.figure(figsize=size)
-    spec = fig.add_gridspec(1, 2 + max(k, 1), width_ratios=[2.6, 0.15] + [1.0] * max(k, 1))
-    ax = fig.add_subplot(spec[0, 0])
+    fig = plt.figure(figsize=size, layout="constrained")
+    spec = fig.add_gridspec(2, max(k, 1), height_ratios=[2.3, 1.0])
+    ax = fig.add_subplot(spec[0, :])
     for r, bend in enumerate(grid.bends):
         bold = r == i
         ax.plot(grid.ts, grid.loss[r], "-", lw=2.0 if bold else 0.8, alpha=1.0 if bold else 0.35,
@@ -56,15 +59,14 @@ def render_frame(grid: landscape.ExplorerGrid, i: int, j: int, images: ImageSet,
     ax.set_ylim(0, max(1e-3, 1.05 * float(np.max(grid.loss))))
     ax.tick_params(labelsize=FONT_PT)
     for s in range(k):
-        ax_img = fig.add_subplot(spec[0, 2 + s])
+        ax_img = fig.add_subplot(spec[1, s])
         ax_img.imshow(images.images[s].permute(1, 2, 0).numpy(), interpolation="nearest")
         ax_img.set_xticks([])
         ax_img.set_yticks([])
         p = grid.probs[i, j, s]
         pred = int(np.argmax(p))
         ok = pred == int(grid.labels[s])
-        ax_img.set_title(f"{grid.classes[pred]}\n{p[pred]:.0%}", fontsize=FONT_PT, color="green" if ok else "red")
-    fig.tight_layout()
+        ax_img.set_title(f"{grid.classes[pred]} {p[pred]:.0%}", fontsize=FONT_PT, color="green" if ok else "red")
     return fig
 
 

@@ -1,11 +1,26 @@
-"""The chapters' first cell: install the book's library, pinned, where it is missing (Colab).
+"""The chapters' first cell: install the book's library where it is missing (Colab).
 
-One setting decides what is installed: ``cbft_install_ref`` (a release tag or
-commit) under ``sphinx: config:`` in ``_config.yml``, with the repository URL
-of ``repository: url:``. :func:`install_cell` derives the first cell of every
-chapter from them; ``python -m cbft_core.presentation.launch`` rewrites the
-chapters' first cells after the setting changes (tests/test_launch_links.py
-checks that they agree).
+What is installed: ``cbft_core[book]`` from the repository of ``repository: url:``
+at the branch the book is built from, ``repository: branch:`` (``main``), both
+in ``_config.yml``. Why the branch and not a release tag or a commit:
+
+- the Colab and Binder buttons open the notebooks of that same branch
+  (``.../blob/<branch>/notebooks/<chapter>.ipynb``), so the notebook a reader
+  opens and the library its first cell installs come from one and the same
+  revision — the branch's head at that moment. A tag would drift from the
+  branch's notebooks as soon as either changes, and would need a manual tag
+  step for every change (a tag named in the cell but never pushed is exactly
+  what broke every Colab reader's first cell);
+- a commit hash cannot be written into a committed notebook of that very
+  commit, so it would need a build step that commits for itself;
+- the branch exists on the published repository as it stands, with nothing
+  to do by hand.
+
+:func:`install_cell` derives the first code cell of every chapter from the
+setting; ``python -m cbft_core.presentation.launch`` rewrites the chapters'
+first cells after it changes (tests/test_chapters.py checks that they agree)
+and tags them ``remove-cell``: the pages do not show the install cell, the
+reader notebooks (which keep every code cell) do.
 """
 from __future__ import annotations
 
@@ -13,7 +28,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-__all__ = ["install_spec", "install_cell", "read_config", "main"]
+__all__ = ["install_ref", "install_spec", "install_cell", "read_config", "main"]
 
 
 def read_config(repo: Path) -> dict[str, Any]:
@@ -23,11 +38,15 @@ def read_config(repo: Path) -> dict[str, Any]:
     return yaml.safe_load((repo / "_config.yml").read_text())
 
 
+def install_ref(config: dict[str, Any]) -> str:
+    """The git ref the chapters install from: the branch the book is built from (``repository.branch``)."""
+    return str(config["repository"].get("branch") or "main")
+
+
 def install_spec(config: dict[str, Any]) -> str:
-    """The pip requirement of the chapters: ``cbft_core[book]`` from the repository at the pinned ref."""
+    """The pip requirement of the chapters: ``cbft_core[book]`` from the repository at :func:`install_ref`."""
     url = config["repository"]["url"].rstrip("/").removesuffix(".git")
-    ref = config["sphinx"]["config"]["cbft_install_ref"]
-    return f"cbft_core[book] @ git+{url}@{ref}"
+    return f"cbft_core[book] @ git+{url}@{install_ref(config)}"
 
 
 def install_cell(config: dict[str, Any]) -> str:
@@ -40,9 +59,10 @@ def install_cell(config: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Rewrite the first code cell of every chapter of ``_toc.yml`` from the setting."""
+    """Rewrite the first code cell of every chapter of ``_toc.yml`` from the setting (and tag it ``remove-cell``)."""
     import nbformat
 
+    from .cell_tags import INSTALL_TAG
     from .cli import chapters
 
     repo = Path(argv[0] if argv else ".").resolve()
@@ -50,8 +70,11 @@ def main(argv: list[str] | None = None) -> int:
     for path in chapters(repo):
         nb = nbformat.read(path, as_version=4)
         first = next(c for c in nb.cells if c.cell_type == "code")
-        if first.source != cell:
+        tags = first.metadata.setdefault("tags", [])
+        if first.source != cell or INSTALL_TAG not in tags:
             first.source = cell
+            if INSTALL_TAG not in tags:
+                tags.append(INSTALL_TAG)
             nbformat.write(nb, path)
             print(f"updated {path.relative_to(repo)}")
     return 0

@@ -11,13 +11,21 @@ still builds without warnings and its pages still work online.
 It also drops repeated inline scripts from each page: sphinx-thebe registers
 its inline configuration (``const THEBE_JS_URL = ...``) in a way Sphinx 7
 includes twice, and the second copy is a JavaScript error on every page.
+
+And it points the launch buttons at the reader notebooks: sphinx-book-theme
+builds its Binder and Colab links from the page's source path
+(``book/05_cbft.ipynb``) in its ``html-page-context`` handler (priority 501);
+a later handler here (:func:`redirect_launch_buttons`) replaces that path in
+those links with the chapter's reader notebook (``notebooks/05_cbft.ipynb``,
+:mod:`cbft_core.presentation.reader`), whose Markdown Jupyter can render.
+A chapter without a reader notebook keeps its link.
 """
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any, Iterable
 
-__all__ = ["missing_local_files", "setup"]
+__all__ = ["missing_local_files", "redirect_launch_buttons", "setup"]
 
 
 def missing_local_files(names: Iterable[str], static_dirs: Iterable[Path]) -> list[str]:
@@ -63,12 +71,48 @@ def _drop_repeated_scripts(app: Any, pagename: str, templatename: str, context: 
     scripts[:] = kept
 
 
+def redirect_launch_buttons(buttons: list[dict[str, Any]], source: str, reader: str) -> int:
+    """Replace the notebook path ``source`` by ``reader`` (both relative to the repository) in the
+    Binder and Colab links of the theme's launch group; returns how many links changed."""
+    changed = 0
+    for group in buttons:
+        if group.get("label") != "launch-buttons":
+            continue
+        for button in group.get("buttons", []):
+            url = button.get("url")
+            if not url:
+                continue
+            new = url
+            if "/blob/" in url and url.endswith(f"/{source}"):  # Colab: .../blob/<branch>/<path>
+                new = url[: -len(source)] + reader
+            elif f"tree/{source}" in url:                      # Binder: ...?urlpath=lab/tree/<path>
+                new = url.replace(f"tree/{source}", f"tree/{reader}")
+            if new != url:
+                button["url"] = new
+                changed += 1
+    return changed
+
+
+def _launch_reader_notebooks(app: Any, pagename: str, templatename: str, context: dict, doctree: Any) -> None:
+    from .reader import READER_DIR
+
+    buttons = context.get("header_buttons")
+    if not buttons:
+        return
+    book = str(app.config.html_theme_options.get("path_to_docs", "") or "").strip("/")
+    source = "/".join(filter(None, [book, f"{pagename}.ipynb"]))
+    reader = f"{READER_DIR}/{Path(pagename).name}.ipynb"
+    repo = Path(app.srcdir).joinpath(*[".."] * len(Path(book).parts))  # the book's folder is `book` of the repo
+    if (repo / reader).is_file():
+        redirect_launch_buttons(buttons, source, reader)
+
+
 def setup(app: Any) -> dict[str, Any]:
     """Register the hooks: at config-inited (MyST-NB and MathJax read these values later) and per page."""
     from .bibstyle import register
 
     register()  # the bibliography's author-year labels (bibtex_default_style: author_year)
-    app.add_config_value("cbft_install_ref", "main", "env")  # read by cbft_core.presentation.launch
     app.connect("config-inited", _choose_sources)
     app.connect("html-page-context", _drop_repeated_scripts)
+    app.connect("html-page-context", _launch_reader_notebooks, priority=600)  # after the theme's (501)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

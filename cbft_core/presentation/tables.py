@@ -3,6 +3,12 @@
 :func:`show` displays rows as a real table: the notebook output carries
 ``text/html`` (a ``<table>``, which the built book renders), ``text/markdown``
 (for notebook viewers that prefer it) and ``text/plain`` (aligned columns).
+
+Each HTML cell names its column in a ``data-label`` attribute (and the
+``verdict`` column's cells carry the class ``cbft-verdict``): on a narrow
+screen the book's stylesheet (``book/_static/cbft.css``) shows every row as a
+stacked card of "column: value" lines, so no column — the verdict least of
+all — hides behind a sideways scroll.
 """
 from __future__ import annotations
 
@@ -82,8 +88,13 @@ def to_html(rows: Sequence[dict[str, Any]], columns: Sequence[str] | None = None
         text = html.escape(_plain(value))
         return f"<strong>{text}</strong>" if value is False else text
 
+    def td(column: str, value: Any) -> str:
+        name = rename(column)
+        verdict = ' class="cbft-verdict"' if name.strip().lower() == "verdict" else ""
+        return f'<td data-label="{html.escape(name, quote=True)}"{verdict}>{cell(value)}</td>'
+
     head = "".join(f"<th>{html.escape(rename(c))}</th>" for c in cols)
-    body = "".join("<tr>" + "".join(f"<td>{cell(r[c])}</td>" for c in cols) + "</tr>" for r in rows)
+    body = "".join("<tr>" + "".join(td(c, r[c]) for c in cols) + "</tr>" for r in rows)
     return (f'<table class="cbft-table"><thead><tr>{head}</tr></thead>'
             f"<tbody>{body}</tbody></table>")
 
