@@ -1,6 +1,6 @@
 """Trials of the default experimental setting: does every claim of the paper hold, with margin, per seed?
 
-Runs the study's own cached functions (zoo, experiments) at the ``cpu`` preset
+Runs the study's own cached steps (:func:`cbft_core.study.graph.result`) at the ``cpu`` preset
 with overrides, optionally on another procedural data recipe, and writes one
 JSON file per trial with every claim's numbers per seed and each stage's wall
 time. Each trial gets its own model cache (a recipe is not part of the cache
@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     from cbft_core.kernels import connectivity
     from cbft_core.kernels.data import shapes
-    from cbft_core.study import experiments, presets
+    from cbft_core.study import graph, presets
 
     recipe = {}
     for item in args.shapes:
@@ -93,24 +93,27 @@ def main(argv: list[str] | None = None) -> int:
         out["per_seed"][seed] = row
         if "zoo" in args.stages:
             for name, p in (("cue", None), ("nocue", 0.0), ("cue100", 1.0)):
-                row[f"acc_{name}"] = timed("zoo", lambda: experiments.child_accuracies(
-                    cfg, seed, p, cue=args.cue, progress=False))
+                row[f"acc_{name}"] = timed("zoo", lambda: graph.result(
+                    cfg, "child-views", seed=seed, proportion=p, cue=args.cue, progress=False))
         if "paths" in args.stages:
             for pair in ("cue-nocue", "nocue-nocue", "cue-cue", "cue100-nocue"):
-                res = timed("paths", lambda: experiments.path_result(cfg, seed, pair, cue=args.cue, progress=False))
+                res = timed("paths", lambda: graph.result(cfg, "path", seed=seed, pair=pair, cue=args.cue,
+                                                          progress=False))
                 row[f"barrier_{pair}"] = connectivity.barrier(res.loss["cue"], res.ts)[0]
                 row[f"barrier_clean_{pair}"] = connectivity.barrier(res.loss["clean"], res.ts)[0]
         if "quad" in args.stages:  # the study's own summary (cfg.switch_points points on the quadratic path)
-            summary = timed("quad", lambda: experiments.quadratic_summary(cfg, seed, cue=args.cue, progress=False))
+            summary = timed("quad", lambda: graph.result(cfg, "quadratic", seed=seed, cue=args.cue, progress=False))
             row["quad_barrier"] = summary["barrier"]
             row["quad_linear_barrier"] = summary["linear_barrier"]
             row["switch_width"] = summary["switch_width"]
-            bezier = experiments.path_result(cfg, seed, "cue-nocue", args.cue, "bezier", progress=False)
+            bezier = graph.result(cfg, "path", seed=seed, pair="cue-nocue", cue=args.cue, curve="bezier",
+                                  progress=False)
             row["quad_rand_img"] = list(bezier.acc["rand-img"])
         for method in (args.methods if "ft" in args.stages else []) + \
                 (args.cbft_methods if "cbft" in args.stages else []):
             stage = "cbft" if method.startswith("cbft") else "ft"
-            s = timed(stage, lambda: experiments.finetune_summary(cfg, seed, method, cue=args.cue, progress=False))
+            s = timed(stage, lambda: graph.result(cfg, "finetune-summary", seed=seed, method=method, cue=args.cue,
+                                                  progress=False))
             row[f"ft_{method}"] = {**s["views"], "barrier_to_cue": s["barrier_to_cue"]}
         print(f"[{args.name}] seed {seed}: " + json.dumps(row, default=float)[:2000], flush=True)
     out_dir = Path(args.out)

@@ -14,11 +14,15 @@ from unittest import mock
 import pytest
 import torch
 
-from cbft_core.kernels import connectivity, data, finetune, models, paths, train
-from cbft_core.study import cache, experiments, pipeline, presets
+from cbft_core.kernels import cbft, connectivity, data, finetune, models, paths, train
+from cbft_core.kernels.optim import SGDConfig
+from cbft_core.study import cache, documents, graph, pipeline, presets, steps
 from cbft_core.kernels.data.imageset import ImageSet
-from cbft_core.errors import (CacheCorruptError, CacheUnwritableError, CbftError, ConfigError,
+from cbft_core.errors import (CacheCorruptError, CacheUnwritableError, ConfigError,
                               DataUnavailableError)
+
+
+KEY = cache.config_key({"i": 0})
 
 
 def tiny_set(n: int = 20, classes: int = 10, h: int = 32, w: int = 32) -> ImageSet:
@@ -71,7 +75,7 @@ def full_cache_disk(tmp: Path) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
 
     with mock.patch.object(cache, "_write_fully", full):
-        cache.cached_json("child-views", {"i": 0}, lambda: 0.5, cache_dir=tmp / "cache")
+        cache.cached_json("child-views", KEY, lambda: 0.5, cache_dir=tmp / "cache")
 
 
 def read_only_cache(tmp: Path) -> None:
@@ -80,38 +84,34 @@ def read_only_cache(tmp: Path) -> None:
 
     (tmp / "cache").mkdir()
     with mock.patch.object(cache.os, "open", denied):
-        cache.cached("model-parent", {"i": 0}, lambda: {"w": torch.ones(1)}, cache_dir=tmp / "cache")
+        cache.cached("parent", KEY, lambda: {"w": torch.ones(1)}, cache_dir=tmp / "cache")
 
 
 def cache_folder_is_a_file(tmp: Path) -> None:
     (tmp / "cache").write_text("a file")
-    cache.cached_json("child-views", {"i": 0}, lambda: 0.5, cache_dir=tmp / "cache")
+    cache.cached_json("child-views", KEY, lambda: 0.5, cache_dir=tmp / "cache")
 
 
 def results_file(tmp: Path, how: str) -> None:
-    views = {k: [0.5] for k in pipeline.VIEW_KEYS.values()}
+    views = {k: [0.5] for k in steps.VIEW_KEYS.values()}
     good = {"preset": "tiny", "cue": "box", "seeds": [0], "chance": 0.1,
-            "models": {m: views for m in pipeline.MODELS},
-            "paths": {p: {"barrier": [0.1]} for p in pipeline.PATH_PAIRS},
-            "quadratic": {k: [0.1] for k in pipeline.QUADRATIC_KEYS},
+            "models": {m: views for m in steps.MODELS},
+            "paths": {p: {"barrier": [0.1]} for p in steps.PATH_PAIRS},
+            "quadratic": {k: [0.1] for k in ("barrier", "linear_barrier", "switch_width")},
             "finetune": {m: {**views, "barrier_to_cue": [0.0], "midpoint_loss_to_cue": [0.0]}
-                         for m in experiments.FT_METHODS}}
-    path = tmp / "results.json"
+                         for m in steps.FT_METHODS}}
     if how == "write invalid":
         good["models"]["cue"]["clean"] = [1.5]
-        pipeline.write_results(path, good)
-    pipeline.write_results(path, good)
+    path = documents.write(documents.RESULTS, tmp, documents.complete(documents.RESULTS, good))
     if how == "altered":
         path.write_text(path.read_text().replace("0.1", "0.7"))
     elif how == "not JSON":
-        (tmp / "results.json.sha256").unlink()
         path.write_text("{\"preset\": ")
     elif how == "schema":
-        (tmp / "results.json.sha256").unlink()
-        path.write_text(json.dumps({**good, "chance": "ten percent"}))
+        path.write_text(json.dumps(documents.complete(documents.RESULTS, {**good, "chance": "ten percent"})))
     elif how == "absent":
         path.unlink()
-    pipeline.load_results(path)
+    documents.load(documents.RESULTS, path)
 
 
 def unwritable_out(tmp: Path) -> None:
@@ -152,24 +152,23 @@ CATALOGUE = {
                               ConfigError, "NaN"),
     "unknown barrier form": (lambda tmp: connectivity.barrier([0, 1, 0], [0, 0.5, 1], form="max"),
                              ConfigError, "form"),
-    "evaluate_path with empty sets": (lambda tmp: paths.evaluate_path(cnn(), cnn(), {}, [0, 1]),
+    "evaluate_path with empty sets": (lambda tmp: paths.evaluate_path(cnn(), cnn(), {}, [0, 1], tiny_set()),
                                       ConfigError, "sets"),
     "evaluate_path unknown bn source": (
         lambda tmp: paths.evaluate_path(cnn(), cnn(), {"a": tiny_set()}, [0, 1], bn_data="train"),
         ConfigError, "bn_data"),
     # training and fine-tuning
-    "zero epochs": (lambda tmp: train.fit(cnn(), tiny_set(), epochs=0, lr=0.1), ConfigError, "epochs"),
-    "unknown schedule": (lambda tmp: train.fit(cnn(), tiny_set(), epochs=1, lr=0.1, schedule="linear"),
-                         ConfigError, "schedule"),
-    "head and data disagree on classes": (lambda tmp: train.fit(cnn(classes=5), tiny_set(), epochs=1, lr=0.1),
-                                          ConfigError, "class"),
-    "unknown fine-tuning method": (lambda tmp: finetune.run("sgd", cnn(), tiny_set(), epochs=1, lr=0.01),
+    "zero epochs": (lambda tmp: train.fit(cnn(), tiny_set(), SGDConfig(lr=0.1), epochs=0), ConfigError, "epochs"),
+    "unknown schedule": (lambda tmp: SGDConfig(lr=0.1, schedule="linear"), ConfigError, "schedule"),
+    "head and data disagree on classes": (
+        lambda tmp: train.fit(cnn(classes=5), tiny_set(), SGDConfig(lr=0.1), epochs=1), ConfigError, "class"),
+    "unknown fine-tuning method": (lambda tmp: finetune.run("sgd", cnn(), tiny_set(), SGDConfig(lr=0.01), epochs=1),
                                    ConfigError, "method"),
-    "cbft without cue data": (lambda tmp: finetune.run("cbft", cnn(), tiny_set(), None, epochs=1, lr=0.01),
+    "cbft without cue data": (lambda tmp: cbft.run("cbft", cnn(), tiny_set(), None, SGDConfig(lr=0.01), epochs=1),
                               ConfigError, "cue"),
-    "cbft t_range outside [0, 1]": (
-        lambda tmp: finetune.run("cbft", cnn(), tiny_set(), tiny_set(), epochs=1, lr=0.01, t_range=(0.5, 2)),
-        ConfigError, "t_range"),
+    "cbft negative margin": (
+        lambda tmp: cbft.run("cbft", cnn(), tiny_set(), tiny_set(), SGDConfig(lr=0.01), epochs=1, margin=-1.0),
+        ConfigError, "margin"),
     # presets and experiments
     "unknown preset": (lambda tmp: presets.get("huge"), ConfigError, "preset"),
     "unknown preset setting": (lambda tmp: presets.get("cpu", epochs=3), ConfigError, "epochs"),
@@ -179,8 +178,9 @@ CATALOGUE = {
     "preset bool for an int": (lambda tmp: presets.get("tiny", batch_size=True), ConfigError, "batch_size"),
     "step schedule without step_every": (lambda tmp: presets.get("paper", step_every=None), ConfigError,
                                          "step_every"),
-    "unknown experiment pair": (lambda tmp: experiments.pair_models(presets.get("tiny"), 0, "cue-cue2"),
-                                ConfigError, "pair"),
+    "unknown pair of a path": (lambda tmp: graph.node(presets.get("tiny"), "path", seed=0, pair="cue-cue2"),
+                               ConfigError, "pair"),
+    "unknown step": (lambda tmp: graph.result(presets.get("tiny"), "midpoints", seed=0), ConfigError, "step"),
     # cache
     "corrupt checkpoint": (corrupt_checkpoint, CacheCorruptError, "checksum"),
     "truncated checkpoint": (truncated_checkpoint, CacheCorruptError, "truncated"),
@@ -195,12 +195,24 @@ CATALOGUE = {
     "read-only cache folder": (read_only_cache, CacheUnwritableError, "CBFT_CACHE_DIR"),
     "cache folder is a file": (cache_folder_is_a_file, CacheUnwritableError, "CBFT_CACHE_DIR"),
     # results.json
-    "invalid results written": (lambda tmp: results_file(tmp, "write invalid"), ConfigError, "models.cue.clean"),
+    "invalid results written": (lambda tmp: results_file(tmp, "write invalid"), ConfigError, "models/cue/clean"),
     "results.json altered after writing": (lambda tmp: results_file(tmp, "altered"), ConfigError, "checksum"),
     "results.json not JSON": (lambda tmp: results_file(tmp, "not JSON"), ConfigError, "not valid JSON"),
     "results.json against the schema": (lambda tmp: results_file(tmp, "schema"), ConfigError, "chance"),
-    "results.json absent": (lambda tmp: results_file(tmp, "absent"), ConfigError, "no such results file"),
+    "results.json absent": (lambda tmp: results_file(tmp, "absent"), ConfigError, "no such results.json"),
     "output folder cannot be created": (unwritable_out, ConfigError, "out"),
+}
+
+
+# the bad value of an entry, as its error must quote it
+AS_WRITTEN = {
+    "unknown base set": "'imagenet'", "unknown split": "'validation'", "proportion above 1": "1.5",
+    "unknown cue": "'circle'", "unknown view": "'shuffled'", "unknown model": "'vit'", "non-positive width": "0",
+    "t outside [0, 1]": "1.5", "unknown barrier form": "'max'", "zero epochs": "0", "unknown schedule": "'linear'",
+    "unknown fine-tuning method": "'sgd'", "cbft negative margin": "-1.0", "unknown preset": "'huge'",
+    "unknown preset setting": "'epochs'", "preset setting of the wrong type": "'abc'",
+    "preset learning rate below 0": "-1", "preset bool for an int": "True", "unknown pair of a path": "'cue-cue2'",
+    "unknown step": "'midpoints'", "unknown entry format": "'pickle'",
 }
 
 
@@ -209,8 +221,9 @@ def test_bad_input_raises_a_clear_typed_error(entry: str, tmp_path: Path):
     call, error, word = CATALOGUE[entry]
     with pytest.raises(error) as info:
         call(tmp_path)
-    assert isinstance(info.value, (ValueError, FileNotFoundError, CbftError))
     message = str(info.value)
+    if entry in AS_WRITTEN:
+        assert AS_WRITTEN[entry] in message, f"message does not quote the value as written: {message}"
     assert word.lower() in message.lower(), f"message does not name {word!r}: {info.value}"
     assert message.strip() and "\n" not in message.strip(), f"not one line: {message!r}"
 

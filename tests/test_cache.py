@@ -39,9 +39,7 @@ def test_config_key_canonical_and_sensitive():
     assert a == b and len(a) == 64
     assert cache.config_key({"lr": 0.1, "epochs": 4, "nested": {"x": [1, 2]}}) != a
     assert cache.config_key({"lr": 0.1, "epochs": 3, "nested": {"x": [2, 1]}}) != a
-    cfg = {"lr": 0.1}
-    assert cache.config_key(cfg, version="v1") != cache.config_key(cfg, version="v2")
-    assert cache.config_key(cfg) == cache.config_key(cfg, version=cache.code_version())
+    assert cache.config_key({"epochs": 3}) != cache.config_key({"epochs": 3.0})  # 3 and 3.0 differ in JSON
 
 
 def test_config_key_rejects_unserialisable():
@@ -51,33 +49,6 @@ def test_config_key_rejects_unserialisable():
         cache.config_key({"x": float("nan")})
     with pytest.raises(ConfigError, match="config"):
         cache.config_key([1, 2])
-
-
-def test_source_hash_changes_with_any_code_edit(tmp_path):
-    pkg = tmp_path / "pkg"
-    (pkg / "sub").mkdir(parents=True)
-    (pkg / "a.py").write_text("x = 1\n")
-    (pkg / "sub" / "b.py").write_text("y = 2\n")
-    (pkg / "notes.txt").write_text("ignored")
-    h0 = cache.source_hash(pkg)
-    (pkg / "notes.txt").write_text("still ignored")
-    assert cache.source_hash(pkg) == h0
-    (pkg / "sub" / "b.py").write_text("y = 3\n")
-    h1 = cache.source_hash(pkg)
-    assert h1 != h0
-    (pkg / "sub" / "b.py").rename(pkg / "b.py")  # same bytes, different place
-    assert cache.source_hash(pkg) != h1
-    # with parts, only files under those parts count
-    (pkg / "sub" / "c.py").write_text("z = 1\n")
-    h2 = cache.source_hash(pkg)
-    only_sub = cache.source_hash(pkg, ("sub",))
-    (pkg / "a.py").write_text("x = 5\n")
-    assert cache.source_hash(pkg, ("sub",)) == only_sub
-    assert cache.source_hash(pkg) != h2
-    (pkg / "sub" / "c.py").write_text("z = 2\n")
-    assert cache.source_hash(pkg, ("sub",)) != only_sub
-    # the real package hash is memoised and equals a fresh computation
-    assert cache.code_version() == cache.source_hash(Path(cache.__file__).parents[1], cache.COMPUTING_PARTS)
 
 
 def test_save_load_roundtrip(tmp_path):
@@ -129,41 +100,46 @@ def test_cached_hits_recomputes_and_discards_corrupt(tmp_path):
         return payload(len(calls))
 
     cfg = {"model": "cnn", "seed": 0}
-    first = cache.cached("model", cfg, compute, cache_dir=tmp_path)
-    again = cache.cached("model", cfg, compute, cache_dir=tmp_path)
+    key = cache.config_key(cfg)
+    first = cache.cached("model", key, compute, meta=cfg, cache_dir=tmp_path)
+    again = cache.cached("model", key, compute, meta=cfg, cache_dir=tmp_path)
     assert len(calls) == 1
     assert_state_equal(again, first)
-    path = cache.entry_path("model", cfg, ".pt", tmp_path)
+    path = cache.entry_path("model", key, ".pt", tmp_path)
+    assert path == tmp_path / "model" / f"{key}.pt"
     _, meta = cache.load_model(path)
-    assert meta["config"] == cfg and meta["key"] == cache.config_key(cfg)
+    assert meta == {**cfg, "kind": "model", "key": key}
 
     raw = bytearray(path.read_bytes())
     raw[-10] ^= 1
     path.write_bytes(bytes(raw))
     with pytest.warns(RuntimeWarning, match="discarding corrupt cache entry"):
-        third = cache.cached("model", cfg, compute, cache_dir=tmp_path)
+        third = cache.cached("model", key, compute, cache_dir=tmp_path)
     assert len(calls) == 2
     assert_state_equal(third, payload(2))
     assert_state_equal(cache.load_model(path)[0], payload(2))
 
-    cache.cached("model", {"model": "cnn", "seed": 1}, compute, cache_dir=tmp_path)
+    cache.cached("model", cache.config_key({"model": "cnn", "seed": 1}), compute, cache_dir=tmp_path)
     assert len(calls) == 3
 
 
 def test_cached_ignores_stale_temp_files(tmp_path):
-    cfg = {"k": 1}
-    path = cache.entry_path("res", cfg, ".json", tmp_path)
+    key = cache.config_key({"k": 1})
+    path = cache.entry_path("res", key, ".json", tmp_path)
     path.parent.mkdir(parents=True)
     (path.parent / f".{path.name}.abc.tmp").write_text('{"stale": true}')  # a killed writer's leftover
-    assert cache.cached_json("res", cfg, lambda: {"fresh": 1}, cache_dir=tmp_path) == {"fresh": 1}
-    assert cache.cached_json("res", cfg, lambda: {"never": 1}, cache_dir=tmp_path) == {"fresh": 1}
+    assert cache.cached_json("res", key, lambda: {"fresh": 1}, cache_dir=tmp_path) == {"fresh": 1}
+    assert cache.cached_json("res", key, lambda: {"never": 1}, cache_dir=tmp_path) == {"fresh": 1}
 
 
 def test_cached_rejects_bad_kind_and_module(tmp_path):
+    key = cache.config_key({})
     with pytest.raises(ConfigError, match="kind"):
-        cache.cached("../up", {}, dict, cache_dir=tmp_path)
+        cache.cached("../up", key, dict, cache_dir=tmp_path)
     with pytest.raises(ConfigError, match="compute"):
-        cache.cached("m", {}, lambda: torch.nn.Linear(2, 2), cache_dir=tmp_path)
+        cache.cached("m", key, lambda: torch.nn.Linear(2, 2), cache_dir=tmp_path)
+    with pytest.raises(ConfigError, match="key must be a sha256 hex string"):
+        cache.cached("m", "../../etc", dict, cache_dir=tmp_path)
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")

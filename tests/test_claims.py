@@ -35,6 +35,8 @@ def results(**changes):
                      "cbft": ft_block(0.72, 0.70, 0.71, 0.1, 0.6),
                      "cbft-no-barrier": ft_block(0.73, 0.86, 0.68, 0.17, 0.0),
                      "cbft-no-invariance": ft_block(0.72, 0.6, 0.66, 0.08, 0.4)},
+        "lmc": {"child_barrier": [0.05, 0.1, 0.08], "scratch_barrier": [1.2, 1.0, 1.1], "curve_barrier": [0.1],
+                "line_barrier": [1.2]},
     }
     for path, value in changes.items():
         node = r
@@ -138,7 +140,7 @@ def test_cbft_claims_each_fail_on_their_own_number():
 
 
 def test_missing_parts_and_unknown_ids_are_one_clear_error():
-    with pytest.raises(ConfigError, match="unknown claim 'nope'"):
+    with pytest.raises(ConfigError, match="claim: unknown value 'nope'"):
         claims.evaluate("nope", results())
     partial = {k: v for k, v in results().items() if k != "quadratic"}
     with pytest.raises(ConfigError, match="needs \\['quadratic'\\]"):
@@ -154,3 +156,47 @@ def test_rows_render_criteria_from_thresholds():
     rows = claims.rows(claims.evaluate_all(results(), ["mechanism-barrier"]))
     th = claims.claim("mechanism-barrier").thresholds
     assert rows[0]["verdict"] == "holds" and f"{th['x_control']:g}×" in rows[0]["criterion"]
+
+
+def test_linear_mode_connectivity_claims_each_fail_on_their_own_number():
+    """Chapter 1's claims: scratch models separated, children far closer, the trained curve lower."""
+    th = {i: claims.claim(i).thresholds for i in ("scratch-separated", "children-connected", "curve-connects-scratch")}
+    floor = th["scratch-separated"]["barrier_min"]
+    low = results(lmc__scratch_barrier=[floor] * 3)  # the floor itself is not above it
+    assert claims.evaluate("scratch-separated", low).holds is False
+    assert claims.evaluate("scratch-separated", results(lmc__scratch_barrier=[floor + 1e-3] * 3)).holds is True
+    x = th["children-connected"]["x_scratch"]
+    close = results(lmc__child_barrier=[x * 1.1 - 1e-3] * 3, lmc__scratch_barrier=[1.1] * 3)
+    far = results(lmc__child_barrier=[x * 1.1 + 1e-3] * 3, lmc__scratch_barrier=[1.1] * 3)
+    assert claims.evaluate("children-connected", close).holds is True
+    assert claims.evaluate("children-connected", far).holds is False
+    curve = th["curve-connects-scratch"]["x_line"]
+    o = claims.evaluate("curve-connects-scratch", results(lmc__curve_barrier=[curve * 1.2 + 1e-3]))
+    assert o.holds is False and f"{(curve * 1.2 + 1e-3) / 1.2:.2f}× the line's" in o.detail
+
+
+def test_check_asserts_at_real_presets_and_reports_at_tiny():
+    from cbft_core.study import presets
+
+    good = claims.evaluate_all(results(), ["cbft-removes-cue", "cue-reliance"])
+    assert claims.check(good, presets.get("cpu")) == "asserted claims hold: cbft-removes-cue, cue-reliance"
+    bad = claims.evaluate_all(results(finetune__cbft=ft_block(0.72, 0.70, 0.71, 0.04, 0.6)), ["cbft-removes-cue"])
+    with pytest.raises(AssertionError, match="cbft-removes-cue: rand-img 4.0 ± 0.0 % .* \\(rand-img within"):
+        claims.check(bad, presets.get("paper"))
+    assert "not checked at this scale" in claims.check(bad, presets.get("tiny"))
+    reported = claims.evaluate_all(results(), ["cue100-barrier"])
+    with pytest.raises(ConfigError, match="cue100-barrier' is a reported measurement"):
+        claims.check(reported, presets.get("cpu"))
+
+
+def test_the_method_bars_draw_the_floor_of_the_naive_claim(monkeypatch):
+    """The dashed line is the claim's threshold, not a number of the plotting code."""
+    import dataclasses
+
+    from cbft_core.presentation import plots
+
+    claim = claims.claim("naive-keeps-cue")
+    monkeypatch.setitem(claims.CLAIMS, claim.id, dataclasses.replace(claim, thresholds={"x_chance": 4.0}))
+    fig = plots.method_bars({"n = 10": {"FT": [0.5, 0.6]}}, ("θc", [0.9]), CHANCE, "rand-img accuracy")
+    floor = [line for line in fig.axes[0].lines if line.get_label() == "4 × chance"]
+    assert len(floor) == 1 and floor[0].get_ydata()[0] == pytest.approx(4.0 * CHANCE)

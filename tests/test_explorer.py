@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from cbft_core.kernels import invariance, landscape, models, paths, train
-from cbft_core.study import experiments, presets, zoo
+from cbft_core.study import graph, presets, zoo
 from cbft_core.presentation import explorer
 from cbft_core.kernels.data.imageset import ImageSet, normalize
 from cbft_core.errors import ConfigError
@@ -132,26 +132,30 @@ def test_frames_widget_has_one_png_per_grid_point(trio):
 def test_pair_grid_cached_and_equal_to_direct(tmp_path, monkeypatch):
     monkeypatch.setenv("CBFT_CACHE_DIR", str(tmp_path))
     cfg = presets.get("tiny", n_train=256, n_test=64, max_batches=2, bn_images=64)
-    grid = experiments.pair_grid(cfg, "scratch", 0, [0.0, 1.0], [0.0, 0.5, 1.0], n_samples=2, progress=False)
+
+    def grid_of(pair, bends, ts=(0.0, 0.5, 1.0)):
+        return graph.result(cfg, "explorer-grid", pair=pair, seed=0, bends=bends, ts=ts, n_samples=2,
+                            progress=False)
+
+    grid = grid_of("scratch", [0.0, 1.0])
     assert len(list((tmp_path / "explorer-grid").glob("*.json"))) == 1
-    model_a, model_b = experiments.scratch_models(cfg, 0, progress=False)
-    mid = experiments.scratch_midpoint(cfg, 0, progress=False)
+    model_a, model_b = (graph.result(cfg, "scratch", seed=0, replica=r, progress=False) for r in (0, 1))
+    mid = graph.result(cfg, "scratch-midpoint", seed=0, progress=False)
     data = zoo.test_views(cfg)["clean"]
     direct = landscape.explore(model_a, model_b, data, [0.0, 1.0], [0.0, 0.5, 1.0], midpoint=mid,
-                              sample_index=landscape.sample_indices(data, 2), bn_images=64,
-                              batch_size=cfg.eval_batch_size, progress=False)
+                              sample_index=landscape.sample_indices(data, 2), bn_data=zoo.bn_data(cfg),
+                              bn_images=64, batch_size=cfg.eval_batch_size, progress=False)
     np.testing.assert_allclose(grid.loss, direct.loss, rtol=1e-6)
-    again = experiments.pair_grid(cfg, "scratch", 0, [0.0, 1.0], [0.0, 0.5, 1.0], n_samples=2, progress=False)
+    again = grid_of("scratch", [0.0, 1.0])
     np.testing.assert_array_equal(again.loss, grid.loss)
     # alignment permutes units only: both endpoints compute the same functions as before
-    aligned = experiments.pair_grid(cfg, "scratch-aligned", 0, [0.0], [0.0, 0.5, 1.0], n_samples=2,
-                                 progress=False)
+    aligned = grid_of("scratch-aligned", [0.0])
     np.testing.assert_allclose(aligned.loss[0, [0, 2]], grid.loss[0, [0, 2]], rtol=1e-4)
     assert aligned.loss[0, 1] != pytest.approx(grid.loss[0, 1], rel=1e-4)
     with pytest.raises(ConfigError, match="pair"):
-        experiments.pair_grid(cfg, "nope", 0, [0.0], [0.0, 1.0], progress=False)
+        grid_of("nope", [0.0], (0.0, 1.0))
     with pytest.raises(ConfigError, match="bends"):
-        experiments.pair_grid(cfg, "scratch-aligned", 0, [0.0, 1.0], [0.0, 1.0], progress=False)
+        grid_of("scratch-aligned", [0.0, 1.0], (0.0, 1.0))
 
 
 class _ReadsCorner(torch.nn.Module):

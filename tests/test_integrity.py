@@ -19,9 +19,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from cbft_core.errors import CacheCorruptError, CacheUnwritableError, CbftError, ConfigError
+from cbft_core.errors import CacheCorruptError, CacheUnwritableError, ConfigError
 from cbft_core.presentation import cli, schema_doc
-from cbft_core.study import cache, experiments, pipeline
+from cbft_core.study import cache, documents, steps
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -40,14 +40,28 @@ def views_value(i: int) -> dict[str, float]:
 
 def results_value(i: int) -> dict:
     views = lambda a: {k: [round(a + 0.01 * j, 3) for j in range(2)] for k in ("clean", "cue", "rand_cue", "rand_img")}
-    return {
+    return documents.complete(documents.RESULTS, {
         "preset": "tiny", "cue": "box", "seeds": [0, 1], "chance": 0.1,
         "models": {"cue": views(0.5 + i / 1000), "nocue": views(0.2), "cue100": views(0.9)},
-        "paths": {p: {"barrier": [0.125 * (k + 1), 0.5]} for k, p in enumerate(pipeline.PATH_PAIRS)},
+        "paths": {p: {"barrier": [0.125 * (k + 1), 0.5]} for k, p in enumerate(steps.PATH_PAIRS)},
         "quadratic": {"barrier": [0.0, 0.01], "linear_barrier": [0.2, 0.3], "switch_width": [0.4, 0.45]},
         "finetune": {m: {**views(0.3), "barrier_to_cue": [0.01, 0.02], "midpoint_loss_to_cue": [-0.001, 0.003]}
-                     for m in experiments.FT_METHODS},
-    }
+                     for m in steps.FT_METHODS},
+    })
+
+
+def sweep_value(i: int) -> dict:
+    """A one-unit sweep.json (no fine-tuning methods)."""
+    views = {"clean": 0.5, "cue": 0.9, "rand_cue": 0.4, "rand_img": 0.3 + i / 1000}
+    unit = {"models": {"cue": views, "nocue": views}, "finetune": {},
+            "barriers": {"cue-nocue": 0.25, "cue-cue": 0.0125, "nocue-nocue": 0.03}}
+    return documents.complete(documents.SWEEP, {
+        "preset": "tiny", "settings": {}, "cues": ["box"], "proportions": [0.8], "seeds": [i], "methods": [],
+        "chance": 0.1, "code_version": "0" * 64, "units": {"box": {"0.8": {str(i): unit}}}, "failed": {}})
+
+
+def key(i: int) -> str:
+    return cache.config_key({"trial": i})
 
 
 def same_state(a: dict, b: dict) -> bool:
@@ -83,41 +97,30 @@ def damage(raw: bytes, how: str, rng: random.Random) -> bytes:
 
 DAMAGES = ("truncate", "flip-bit", "change-digit", "garbage", "empty", "append")
 TRIALS_PER_KIND = 60
-ENTRY_KINDS = ("checkpoint", "json-measurement", "json-history", "results.json")
+ENTRY_KINDS = ("checkpoint", "json-measurement", "results.json", "sweep.json")
+DOCUMENTS = {"results.json": documents.RESULTS, "sweep.json": documents.SWEEP}
 
 
 def read_back(kind: str, root: Path, i: int, calls: list[int]):
     """Read entry ``i`` of ``kind`` the way the library does; ``calls`` counts recomputations."""
-    cfg = {"trial": i}
     if kind == "checkpoint":
-        return cache.cached("model-child", cfg, lambda: calls.append(1) or state_value(i), cache_dir=root)
+        return cache.cached("finetuned", key(i), lambda: calls.append(1) or state_value(i), cache_dir=root)
     if kind == "json-measurement":
-        return cache.cached_json("child-views", cfg, lambda: calls.append(1) or views_value(i), cache_dir=root)
-    if kind == "json-history":  # written inside another entry's computation, read with lookup (experiments)
-        path = cache.entry_path("finetune-history", cfg, ".json", root)
-        hit, value = cache.lookup(path, cache.load_json)
-        if hit:
-            return value
-        calls.append(1)
-        cache.save_json(path, views_value(i))
-        return cache.load_json(path)
-    return pipeline.load_results(root / "out" / "results.json")
+        return cache.cached_json("child-views", key(i), lambda: calls.append(1) or views_value(i), cache_dir=root)
+    return documents.load(DOCUMENTS[kind], root / "out")
 
 
 def stored_file(kind: str, root: Path, i: int) -> Path:
-    cfg = {"trial": i}
     if kind == "checkpoint":
-        return cache.entry_path("model-child", cfg, ".pt", root)
+        return cache.entry_path("finetuned", key(i), ".pt", root)
     if kind == "json-measurement":
-        return cache.entry_path("child-views", cfg, ".json", root)
-    if kind == "json-history":
-        return cache.entry_path("finetune-history", cfg, ".json", root)
-    return root / "out" / "results.json"
+        return cache.entry_path("child-views", key(i), ".json", root)
+    return root / "out" / kind
 
 
 def expected(kind: str, i: int):
-    return {"checkpoint": state_value, "json-measurement": views_value, "json-history": views_value,
-            "results.json": results_value}[kind](i)
+    return {"checkpoint": state_value, "json-measurement": views_value, "results.json": results_value,
+            "sweep.json": sweep_value}[kind](i)
 
 
 @pytest.mark.parametrize("kind", ENTRY_KINDS)
@@ -129,12 +132,11 @@ def test_fuzz_every_damaged_entry_is_detected(kind: str, tmp_path: Path):
         how = DAMAGES[trial % len(DAMAGES)]
         root = tmp_path / f"t{trial}"
         calls: list[int] = []
-        if kind == "results.json":
-            (root / "out").mkdir(parents=True)
-            pipeline.write_results(root / "out" / "results.json", results_value(trial))
+        if kind in DOCUMENTS:
+            documents.write(DOCUMENTS[kind], root / "out", expected(kind, trial))
         else:
             read_back(kind, root, trial, calls)  # fills the entry
-        assert calls == ([1] if kind != "results.json" else [])
+        assert calls == ([1] if kind not in DOCUMENTS else [])
         path = stored_file(kind, root, trial)
         raw = path.read_bytes()
         bad = damage(raw, how, rng)
@@ -142,11 +144,11 @@ def test_fuzz_every_damaged_entry_is_detected(kind: str, tmp_path: Path):
         path.write_bytes(bad)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            if kind == "results.json":
+            if kind in DOCUMENTS:
                 with pytest.raises(ConfigError) as info:  # never recomputed: one clear error naming the file
                     read_back(kind, root, trial, calls)
                 message = str(info.value)
-                assert "\n" not in message and "results.json" in message, message
+                assert "\n" not in message and message.startswith(str(root / "out" / kind)), message
                 outcomes[how] += 1
                 continue
             value = read_back(kind, root, trial, calls)
@@ -187,18 +189,18 @@ def test_one_sealing_mechanism_for_every_kind(tmp_path):
 
 def test_checkpoint_under_another_key_is_rejected(tmp_path):
     """An intact checkpoint copied onto another entry's name is not that entry."""
-    a = cache.cached("model-child", {"k": "a"}, lambda: state_value(1), cache_dir=tmp_path)
-    pa = cache.entry_path("model-child", {"k": "a"}, ".pt", tmp_path)
-    pb = cache.entry_path("model-child", {"k": "b"}, ".pt", tmp_path)
+    a = cache.cached("child", key(1), lambda: state_value(1), cache_dir=tmp_path)
+    pa = cache.entry_path("child", key(1), ".pt", tmp_path)
+    pb = cache.entry_path("child", key(2), ".pt", tmp_path)
     pb.write_bytes(pa.read_bytes())
     with pytest.warns(RuntimeWarning, match="stored key"):
-        b = cache.cached("model-child", {"k": "b"}, lambda: state_value(2), cache_dir=tmp_path)
+        b = cache.cached("child", key(2), lambda: state_value(2), cache_dir=tmp_path)
     assert same_state(b, state_value(2)) and same_state(a, state_value(1))
 
 
 def test_cold_and_warm_json_values_are_identical(tmp_path):
-    cold = cache.cached_json("grid", {"k": 1}, lambda: {"t": (0.0, 0.5), "n": 3}, cache_dir=tmp_path)
-    warm = cache.cached_json("grid", {"k": 1}, lambda: {"never": 1}, cache_dir=tmp_path)
+    cold = cache.cached_json("grid", key(1), lambda: {"t": (0.0, 0.5), "n": 3}, cache_dir=tmp_path)
+    warm = cache.cached_json("grid", key(1), lambda: {"never": 1}, cache_dir=tmp_path)
     assert cold == warm == {"t": [0.0, 0.5], "n": 3} and type(cold["t"]) is list
 
 
@@ -219,8 +221,8 @@ def _fill_worker(root: str, log: str, start_at: float, queue) -> None:
         time.sleep(0.001)
     out = []
     for i in range(3):
-        state = cache.cached("model-parent", {"i": i}, compute(f"ckpt{i}", state_value(i)), cache_dir=root)
-        views = cache.cached_json("child-views", {"i": i}, compute(f"json{i}", views_value(i)), cache_dir=root)
+        state = cache.cached("parent", key(i), compute(f"ckpt{i}", state_value(i)), cache_dir=root)
+        views = cache.cached_json("child-views", key(i), compute(f"json{i}", views_value(i)), cache_dir=root)
         out.append(({k: v.tolist() for k, v in state.items()}, views))
     queue.put(out)
 
@@ -265,7 +267,7 @@ def test_read_only_cache_folder_is_one_clear_error(tmp_path, monkeypatch):
     monkeypatch.setattr(cache.os, "open", denied)
     calls = []
     with pytest.raises(CacheUnwritableError) as info:
-        cache.cached_json("child-views", {"i": 0}, lambda: calls.append(1) or 1.0, cache_dir=folder)
+        cache.cached_json("child-views", key(0), lambda: calls.append(1) or 1.0, cache_dir=folder)
     message = str(info.value)
     assert str(folder / "child-views") in message and "CBFT_CACHE_DIR" in message and "\n" not in message
     assert calls == [], "the error comes before the (long) computation"
@@ -278,7 +280,7 @@ def test_really_read_only_cache_folder(tmp_path):
     folder.chmod(0o555)
     try:
         with pytest.raises(CacheUnwritableError, match="CBFT_CACHE_DIR"):
-            cache.cached("model-parent", {"i": 0}, lambda: state_value(0), cache_dir=folder)
+            cache.cached("parent", key(0), lambda: state_value(0), cache_dir=folder)
     finally:
         folder.chmod(0o755)
 
@@ -286,7 +288,7 @@ def test_really_read_only_cache_folder(tmp_path):
 def test_cache_folder_that_is_a_file(tmp_path):
     (tmp_path / "file").write_text("not a folder")
     with pytest.raises(CacheUnwritableError, match="CBFT_CACHE_DIR"):
-        cache.cached("model-parent", {"i": 0}, lambda: state_value(0), cache_dir=tmp_path / "file")
+        cache.cached("parent", key(0), lambda: state_value(0), cache_dir=tmp_path / "file")
 
 
 @pytest.mark.parametrize("kind", ["checkpoint", "json"])
@@ -298,15 +300,15 @@ def test_full_disk_is_one_clear_error_and_leaves_nothing(kind, tmp_path, monkeyp
     monkeypatch.setattr(cache, "_write_fully", full)
     with pytest.raises(CacheUnwritableError) as info:
         if kind == "checkpoint":
-            cache.cached("model-parent", {"i": 0}, lambda: state_value(0), cache_dir=tmp_path)
+            cache.cached("parent", key(0), lambda: state_value(0), cache_dir=tmp_path)
         else:
-            cache.cached_json("child-views", {"i": 0}, lambda: views_value(0), cache_dir=tmp_path)
+            cache.cached_json("child-views", key(0), lambda: views_value(0), cache_dir=tmp_path)
     assert "No space left on device" in str(info.value) and "CBFT_CACHE_DIR" in str(info.value)
     assert str(tmp_path) in str(info.value)
     left = [p for p in tmp_path.rglob("*") if p.is_file() and not p.name.endswith(".lock")]
     assert left == [], "no partial entry or temporary file is left behind"
     monkeypatch.undo()  # space freed: the next run fills the entry
-    assert cache.cached_json("child-views", {"i": 0}, lambda: views_value(0), cache_dir=tmp_path) == views_value(0)
+    assert cache.cached_json("child-views", key(0), lambda: views_value(0), cache_dir=tmp_path) == views_value(0)
 
 
 def test_cli_reports_unwritable_cache_in_one_line(tmp_path, monkeypatch, capsys):
@@ -333,42 +335,46 @@ def test_cli_prints_cache_warnings_in_one_line(tmp_path, monkeypatch, capsys):
 # ---------------------------------------------------------------- results.json schema
 
 
-def test_schema_is_valid_and_matches_the_pipeline():
+@pytest.mark.parametrize("kind", [documents.RESULTS, documents.SWEEP], ids=lambda k: k.name)
+def test_schemas_are_valid_and_ship_with_the_package(kind):
     import jsonschema
+    import tomllib
 
-    s = pipeline.schema()
-    jsonschema.validators.validator_for(s).check_schema(s)
-    props = s["properties"]
+    schema = documents.schema(kind)
+    jsonschema.validators.validator_for(schema).check_schema(schema)
+    assert schema["properties"]["format"]["const"] == kind.format and "checksum" in schema["required"]
+    conf = tomllib.loads((REPO / "pyproject.toml").read_text())
+    patterns = conf["tool"]["setuptools"]["package-data"]["cbft_core.study"]
+    assert (Path(documents.__file__).parent / "schemas" / kind.schema_file).exists()
+    assert any(Path("schemas", kind.schema_file).match(p) for p in patterns)
+
+
+def test_results_schema_matches_the_registry():
+    props = documents.schema(documents.RESULTS)["properties"]
     from cbft_core.kernels.data import CUES
+    from cbft_core.study import pipeline
 
     assert props["cue"]["enum"] == list(CUES)
-    assert set(props["models"]["required"]) == set(pipeline.MODELS)
-    assert set(props["paths"]["required"]) == set(pipeline.PATH_PAIRS)
-    assert set(props["finetune"]["required"]) == set(experiments.FT_METHODS)
-    views = set(pipeline.VIEW_KEYS.values())
+    assert set(pipeline.PARTS) <= set(props)
+    assert set(props["models"]["required"]) == set(steps.MODELS)
+    assert set(props["paths"]["required"]) == set(steps.PATH_PAIRS)
+    assert set(props["finetune"]["required"]) == set(steps.FT_METHODS)
+    views = set(steps.VIEW_KEYS.values())
     assert set(props["models"]["properties"]["cue"]["required"]) == views
     assert set(props["finetune"]["properties"]["ft"]["required"]) == views | {"barrier_to_cue", "midpoint_loss_to_cue"}
 
 
-def test_schema_ships_with_the_package():
-    import tomllib
-
-    conf = tomllib.loads((REPO / "pyproject.toml").read_text())
-    patterns = conf["tool"]["setuptools"]["package-data"]["cbft_core.study"]
-    assert (Path(pipeline.__file__).parent / "schemas" / pipeline.SCHEMA_FILE).exists()
-    assert any(Path("schemas", pipeline.SCHEMA_FILE).match(p) for p in patterns)
-
-
 BAD_RESULTS = {
-    "accuracy above 1": (lambda r: r["finetune"]["ft"].__setitem__("rand_img", [1.5, 0.1]), "finetune.ft.rand_img"),
-    "missing key": (lambda r: r.pop("paths"), "paths"),
+    "accuracy above 1": (lambda r: r["finetune"]["ft"].__setitem__("rand_img", [1.5, 0.1]), "finetune/ft/rand_img/0"),
+    "missing key": (lambda r: r.pop("paths"), "'paths' is a required property"),
     "unknown key": (lambda r: r["models"]["cue"].__setitem__("rand_pix", [0.1, 0.1]), "rand_pix"),
-    "string number": (lambda r: r["paths"]["cue-cue"].__setitem__("barrier", ["0.1", 0.2]), "paths.cue-cue.barrier"),
+    "string number": (lambda r: r["paths"]["cue-cue"].__setitem__("barrier", ["0.1", 0.2]), "paths/cue-cue/barrier/0"),
     "list too short": (lambda r: r["paths"]["cue-cue"].__setitem__("barrier", [0.1]), "one per seed"),
     "NaN": (lambda r: r["finetune"]["cbft"].__setitem__("barrier_to_cue", [float("nan"), 0.0]), "finite"),
-    "unknown cue": (lambda r: r.__setitem__("cue", "stripes"), "cue"),
+    "unknown cue": (lambda r: r.__setitem__("cue", "stripes"), "at cue: 'stripes' is not one of"),
     "unknown method": (lambda r: r["finetune"].__setitem__("sgd", r["finetune"]["ft"]), "sgd"),
     "unknown top-level key": (lambda r: r.__setitem__("notes", "x"), "notes"),
+    "other format": (lambda r: r.__setitem__("format", "cbft_core.results/0"), "at format"),
 }
 
 
@@ -377,33 +383,35 @@ def test_invalid_results_are_one_clear_error_on_write_and_read(case, tmp_path):
     mutate, word = BAD_RESULTS[case]
     bad = copy.deepcopy(results_value(0))
     mutate(bad)
-    with pytest.raises(ConfigError, match="results") as info:
-        pipeline.write_results(tmp_path / "results.json", bad)
+    bad["checksum"] = documents.checksum(bad)  # intact, but not a valid results.json
+    with pytest.raises(ConfigError, match="not a valid results.json") as info:
+        documents.write(documents.RESULTS, tmp_path, bad)
     assert word in str(info.value) and "\n" not in str(info.value)
     assert not (tmp_path / "results.json").exists(), "an invalid results file is never written"
-    (tmp_path / "results.json").write_text(json.dumps(bad))  # written by hand, without a checksum
+    (tmp_path / "results.json").write_text(json.dumps(bad))  # written by hand
     with pytest.raises(ConfigError) as info:
-        pipeline.load_results(tmp_path / "results.json")
-    assert str(tmp_path / "results.json") in str(info.value) and word in str(info.value)
+        documents.load(documents.RESULTS, tmp_path / "results.json")
+    assert str(info.value).startswith(f"{tmp_path / 'results.json'}: ") and word in str(info.value)
 
 
 def test_results_roundtrip_with_checksum(tmp_path):
-    path = pipeline.write_results(tmp_path / "results.json", results_value(3))
-    assert pipeline.load_results(path) == results_value(3)
-    digest, name = (tmp_path / "results.json.sha256").read_text().split()
-    import hashlib
-
-    assert name == "results.json" and digest == hashlib.sha256(path.read_bytes()).hexdigest()
-    (tmp_path / "results.json.sha256").unlink()  # a results file without its checksum: schema only
-    assert pipeline.load_results(path) == results_value(3)
-    with pytest.raises(ConfigError, match="no such results file"):
-        pipeline.load_results(tmp_path / "absent.json")
+    path = documents.write(documents.RESULTS, tmp_path, results_value(3))
+    assert path == tmp_path / "results.json"
+    assert documents.load(documents.RESULTS, path) == documents.load(documents.RESULTS, tmp_path) == results_value(3)
+    path.write_text(path.read_text().replace('"cue": "box"', '"cue": "dominoes"'))  # valid, but not what was written
+    with pytest.raises(ConfigError, match="checksum mismatch .* run --out DIR` again"):
+        documents.load(documents.RESULTS, path)
+    with pytest.raises(ConfigError, match="absent.json: no such results.json; write it with"):
+        documents.load(documents.RESULTS, tmp_path / "absent.json")
     (tmp_path / "list.json").write_text("[0.1, 0.2]")
-    with pytest.raises(ConfigError, match="is not of type 'object'"):
-        pipeline.load_results(tmp_path / "list.json")
+    with pytest.raises(ConfigError, match="list.json: not a valid results.json at top level: .* is not of type 'object'"):
+        documents.load(documents.RESULTS, tmp_path / "list.json")
     (tmp_path / "half.json").write_text('{"preset": "ti')
-    with pytest.raises(ConfigError, match="not valid JSON"):
-        pipeline.load_results(tmp_path / "half.json")
+    with pytest.raises(ConfigError, match="half.json: not valid JSON"):
+        documents.load(documents.RESULTS, tmp_path / "half.json")
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ConfigError, match="out must be a folder"):
+        documents.write(documents.RESULTS, tmp_path / "file", results_value(3))
 
 
 def test_maintaining_page_documents_the_schema():
@@ -432,5 +440,5 @@ def test_schema_table_renders_shapes_and_bounds():
         "| `{b, c}` | list of numbers in [0, 1], at least 2 | `b`: B; `c`: C |",
         '| `d` | one of `"x"`, `"y"` | D / E |',
     ]
-    with pytest.raises(ValueError, match="START"):
+    with pytest.raises(ValueError, match="expected exactly one section between the markers <!-- results-format"):
         schema_doc.replace_section("no markers", table)

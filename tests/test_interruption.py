@@ -17,9 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import psutil
-import pytest
 
-from cbft_core.study import cache, pipeline
+from cbft_core.study import cache, documents
 
 REPO = Path(__file__).resolve().parents[1]
 CHAPTER = REPO / "book" / "03_mechanisms.ipynb"  # the cheapest chapter that trains and caches models
@@ -145,7 +144,7 @@ def test_two_runs_fill_one_empty_cache_at_once(tmp_path):
         assert p.returncode == 0, err[-2000:]
     a, b = ((tmp_path / name / "results.json").read_bytes() for name in ("a", "b"))
     assert a == b
-    pipeline.load_results(tmp_path / "a" / "results.json")
+    documents.load(documents.RESULTS, tmp_path / "a" / "results.json")
     _check_entries(shared)
     assert not list(shared.rglob("*.tmp"))
     # each entry was computed once: the shared parent was trained by exactly one of the two

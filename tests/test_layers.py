@@ -1,4 +1,4 @@
-"""The package's three layers: imports point only downward, and the model-cache version follows the layers."""
+"""The package's three layers: imports point only downward."""
 from __future__ import annotations
 
 import ast
@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 
 import cbft_core
-from cbft_core.study import cache
 
 PACKAGE = Path(cbft_core.__file__).resolve().parent
 # lowest first: a module may import from its own layer or any layer below it
@@ -78,30 +77,3 @@ def _copy_package(tmp_path: Path) -> Path:
     copy = tmp_path / "cbft_core"
     shutil.copytree(PACKAGE, copy, ignore=shutil.ignore_patterns("__pycache__"))
     return copy
-
-
-def _version(root: Path) -> str:
-    return cache.source_hash(root, cache.COMPUTING_PARTS)
-
-
-def test_code_version_ignores_every_presentation_file(tmp_path):
-    root = _copy_package(tmp_path)
-    before = _version(root)
-    files = sorted((root / "presentation").rglob("*.py"))
-    assert len(files) >= 5
-    for file in files:
-        file.write_text(file.read_text() + "\n# a presentation edit\n")
-    assert _version(root) == before
-
-
-@pytest.mark.parametrize("layer", ["kernels", "study"])
-def test_code_version_follows_every_computing_file(tmp_path, layer):
-    root = _copy_package(tmp_path)
-    base = _version(root)
-    for file in sorted((root / layer).rglob("*.py")):
-        original = file.read_text()
-        file.write_text(original + "\n# a computing edit\n")
-        assert _version(root) != base, f"editing {file.relative_to(root)} left the code version unchanged"
-        file.write_text(original)
-    assert _version(root) == base
-    assert cache.code_version() == _version(PACKAGE)

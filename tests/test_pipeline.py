@@ -1,14 +1,15 @@
 """The pipeline end to end at a very small scale: results.json schema, figures, and resuming from the cache."""
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 
 import pytest
 import torch
 
-from cbft_core.kernels import connectivity, finetune, models, train
-from cbft_core.study import cache, claims, experiments, pipeline, presets, replication
+from cbft_core.kernels import cbft, finetune, train
+from cbft_core.study import cache, claims, documents, graph, pipeline, presets, replication, steps
 from cbft_core.presentation import figures, tables
 from cbft_core.errors import ConfigError
 
@@ -32,44 +33,22 @@ def study(tmp_path_factory):
     mp.setenv(cache.ENV_VAR, str(cache_dir))
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # these tensors are tiny: one thread avoids OpenMP overhead on a busy machine
-    # images through every model's features, with / without gradients; "midpoint": the training ones
-    # seen while the midpoint trains (through functional_call on a template module)
-    seen = {"train": 0, "eval": 0, "midpoint": 0}
-    features = models.ConvNet.features
-    train_midpoint = connectivity.train_midpoint
-
-    def counting(self, x):
-        seen["train" if torch.is_grad_enabled() else "eval"] += x.shape[0]
-        return features(self, x)
-
-    def counting_midpoint(*args, **kwargs):
-        before = seen["train"]
-        try:
-            return train_midpoint(*args, **kwargs)
-        finally:
-            seen["midpoint"] += seen["train"] - before
-
     try:
-        mp.setattr(models.ConvNet, "features", counting)
-        mp.setattr(connectivity, "train_midpoint", counting_midpoint)
         first = pipeline.run("tiny", SEEDS, out, progress=False, **SMALL)
-        mp.setattr(models.ConvNet, "features", features)
-        mp.setattr(connectivity, "train_midpoint", train_midpoint)
         written = json.loads((out / "results.json").read_text())
         files_after_first = _files(cache_dir)
 
         def no_training(*args, **kwargs):
             raise AssertionError("the resumed run trained a model instead of reading the cache")
 
-        mp.setattr(train, "fit", no_training)
-        mp.setattr(finetune, "run", no_training)
+        mp.setattr(train.Updater, "update", no_training)  # every training loop's one update step
         second = pipeline.run("tiny", SEEDS, out, progress=False, **SMALL)
         files_after_second = _files(cache_dir)
     finally:
         mp.undo()
         torch.set_num_threads(threads)
     return dict(first=first, written=written, second=second, out=out, cache_dir=cache_dir,
-                files=(files_after_first, files_after_second), seen=seen)
+                files=(files_after_first, files_after_second))
 
 
 def test_schema(study):
@@ -77,10 +56,13 @@ def test_schema(study):
     assert res == study["first"], "results.json holds exactly what run() returned"
     assert res["preset"] == "tiny" and res["cue"] == "box" and res["seeds"] == SEEDS
     assert math.isclose(res["chance"], 0.1)
-    assert set(res) == {"preset", "cue", "seeds", "chance", "models", "paths", "quadratic", "finetune"}
+    assert set(res) == {"format", "preset", "cue", "seeds", "chance", "models", "paths", "quadratic", "finetune",
+                        "checksum"}
+    assert res["checksum"] == hashlib.sha256(json.dumps({k: v for k, v in res.items() if k != "checksum"},
+                                                        sort_keys=True, separators=(",", ":")).encode()).hexdigest()
     assert set(res["models"]) == {"cue", "nocue", "cue100"}
     assert set(res["paths"]) == {"cue-nocue", "nocue-nocue", "cue-cue", "cue100-nocue"}
-    assert set(res["finetune"]) == set(experiments.FT_METHODS)
+    assert set(res["finetune"]) == set(steps.FT_METHODS)
     for views in res["models"].values():
         assert set(views) == set(VIEWS)
     for method in res["finetune"].values():
@@ -96,31 +78,35 @@ def test_schema(study):
                 assert all(v >= 0.0 for v in values), "Entezari barriers are >= 0 (0 at the endpoints)"
 
 
-def test_seed_entries_match_experiments(study, monkeypatch):
+def test_seed_entries_are_the_registry_nodes(study, monkeypatch):
     """Each list entry is that seed's own cached measurement, in the order of the seeds."""
     monkeypatch.setenv(cache.ENV_VAR, str(study["cache_dir"]))
     cfg = presets.get("tiny", seeds=SEEDS, **SMALL)
     res = study["written"]
     for i, seed in enumerate(SEEDS):
-        summary = experiments.finetune_summary(cfg, seed, "cbft", progress=False)
+        summary = graph.result(cfg, "finetune-summary", seed=seed, method="cbft", progress=False)
         assert res["finetune"]["cbft"]["rand_img"][i] == summary["views"]["rand-img"]
         assert res["finetune"]["cbft"]["barrier_to_cue"][i] == summary["barrier_to_cue"]
-        path = experiments.path_result(cfg, seed, "cue-nocue", progress=False)
+        path = graph.result(cfg, "path", seed=seed, pair="cue-nocue", progress=False)
         gap = path.loss["cue"] - ((1 - path.ts) * path.loss["cue"][0] + path.ts * path.loss["cue"][-1])
         assert math.isclose(res["paths"]["cue-nocue"]["barrier"][i], float(gap.max()), abs_tol=1e-12)
-    losses = [tuple(experiments.path_result(cfg, s, "cue-nocue", progress=False).loss["cue"]) for s in SEEDS]
+    losses = [tuple(graph.result(cfg, "path", seed=s, pair="cue-nocue", progress=False).loss["cue"]) for s in SEEDS]
     assert losses[0] != losses[1], "the two seeds are different replicates"
 
 
 def test_finetune_history_is_stored_with_the_model(study, monkeypatch):
+    """One cache entry holds the fine-tuned model and its history: reading both trains nothing."""
     monkeypatch.setenv(cache.ENV_VAR, str(study["cache_dir"]))
-    monkeypatch.setattr(finetune, "run", lambda *a, **k: pytest.fail("history must come from the cache"))
+    for kernel in (finetune, cbft):
+        monkeypatch.setattr(kernel, "run", lambda *a, **k: pytest.fail("history must come from the cache"))
     cfg = presets.get("tiny", seeds=SEEDS, **SMALL)
-    hist = experiments.finetune_history(cfg, SEEDS[0], "cbft")
-    steps = min(math.ceil(cfg.n_clean / cfg.ft_batch_size), cfg.max_batches)
-    assert len(hist["clean_ce"]) == cfg.cbft_epochs and len(hist["t"]) == cfg.cbft_epochs * steps
-    assert all(0.25 <= t <= 0.75 for t in hist["t"])
-    assert len(experiments.finetune_history(cfg, SEEDS[0], "ft")["ft"]["loss"]) == cfg.ft_epochs
+    tuned = graph.result(cfg, "finetuned", seed=SEEDS[0], method="cbft", progress=False)
+    assert isinstance(tuned.model, torch.nn.Module) and not tuned.model.training
+    assert tuned.history["method"] == "cbft" and len(tuned.history["clean_ce"]) == cfg.cbft_epochs
+    assert all(0.25 <= t <= 0.75 for t in tuned.history["t"])
+    ft = graph.result(cfg, "finetuned", seed=SEEDS[0], method="ft", progress=False).history
+    assert len(ft["ft"]["loss"]) == cfg.ft_epochs
+    assert not (study["cache_dir"] / "finetune-history").exists()
 
 
 def test_resume_reads_the_cache(study):
@@ -133,7 +119,8 @@ def test_resume_reads_the_cache(study):
 def test_replication_table(study):
     res = study["written"]
     outcomes = claims.evaluate_all(res)
-    assert [o.claim.id for o in outcomes] == list(claims.CLAIMS)  # a full results.json feeds every claim
+    # a full results.json feeds every claim but chapter 1's, which read the models trained from scratch
+    assert [o.claim.id for o in outcomes] == [i for i, c in claims.CLAIMS.items() if c.needs != ("lmc",)]
     rows = claims.rows(outcomes)
     assert all(set(r) >= {"claim", "paper", "measured", "criterion", "verdict"} for r in rows)
     text = tables.to_markdown(rows)
@@ -143,41 +130,20 @@ def test_replication_table(study):
     expected = th["low_x_chance"] * res["chance"] <= cbft <= th["high_x_chance"] * res["chance"]
     assert claims.evaluate("cbft-removes-cue", res).holds is expected
     table = tables.method_table(res)
-    assert [r["method"] for r in table] == [replication.NAMES[m] for m in experiments.FT_METHODS]
-
-
-def test_workload_is_what_the_run_put_through_the_models(study):
-    """The cold run's images, counted at every model's features (with gradients: training; without:
-    evaluation), are the workload of each seed: five children, the midpoint, the linear and Bezier paths."""
-    cfg = presets.get("tiny", **SMALL)
-    predicted = replication.workload(cfg)
-    seen = study["seen"]
-    assert {k: seen[k] for k in ("train", "eval")} == {k: len(SEEDS) * int(v) for k, v in predicted.items()}
-    # the midpoint's functional_call passes reach the count: full batches of the cue training data
-    assert cfg.n_train > cfg.batch_size and cfg.n_train % cfg.batch_size
-    assert seen["midpoint"] == len(SEEDS) * cfg.midpoint_epochs * (cfg.n_train // cfg.batch_size) * cfg.batch_size
-
-
-def test_estimate_hours_from_the_workload():
-    cfg = presets.get("tiny")
-    w = replication.workload(cfg)
-    assert math.isclose(replication.estimate_hours(cfg, 1000.0, seeds=2),
-                        2 * (w["train"] + w["eval"] / 3) / 1000 / 3600)
-    with pytest.raises(ConfigError, match="train_images_per_s"):
-        replication.estimate_hours(cfg, 0)
-    with pytest.raises(ConfigError, match="unknown fine-tuning method 'sgd'"):
-        replication.finetune_train_images(cfg, "sgd")
+    assert [r["method"] for r in table] == [replication.NAMES[m] for m in steps.FT_METHODS]
 
 
 def test_validate_rejects_bad_results(study):
     bad = json.loads(json.dumps(study["written"]))
     bad["finetune"]["ft"]["rand_img"] = [1.5, 0.1]
-    with pytest.raises(ConfigError, match="finetune.ft.rand_img"):
-        pipeline.validate(bad)
+    with pytest.raises(ConfigError, match="checksum mismatch"):
+        documents.validate(documents.RESULTS, bad)
+    with pytest.raises(ConfigError, match="at finetune/ft/rand_img/0: 1.5 is greater than the maximum of 1"):
+        documents.validate(documents.RESULTS, documents.complete(documents.RESULTS, bad))
     bad = json.loads(json.dumps(study["written"]))
     bad["paths"]["cue-cue"]["barrier"] = [0.1]
-    with pytest.raises(ConfigError, match="one per seed"):
-        pipeline.validate(bad)
+    with pytest.raises(ConfigError, match="at paths/cue-cue/barrier: expected a list of 2 numbers .one per seed."):
+        documents.validate(documents.RESULTS, documents.complete(documents.RESULTS, bad))
 
 
 def test_bad_arguments(tmp_path):

@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import json
 
-import pytest
 import torch
 
-from cbft_core.study import cache, pipeline, presets, zoo
+from cbft_core.study import cache, documents, pipeline, presets, zoo
 from torchvision_files import trust_cifar_files, write_cifar10, write_idx_set
 
 __all__ = ["trust_cifar_files"]  # a fixture, used by name
@@ -63,6 +62,5 @@ def test_paper_preset_smoke(tmp_path, monkeypatch, trust_cifar_files):
         torch.set_num_threads(threads)
         zoo._load_base.cache_clear()
     assert torch.equal(train_images, torch.from_numpy(written["train"][0]))  # every CIFAR file, no stand-in
-    results = json.loads((tmp_path / "out" / "results.json").read_bytes())
+    results = documents.load(documents.RESULTS, tmp_path / "out")
     assert results["preset"] == "paper" and results["cue"] == "dominoes"
-    pipeline.validate(results)

@@ -17,7 +17,7 @@ import torch
 
 from cbft_core.errors import ConfigError
 from cbft_core.presentation import cli, figures
-from cbft_core.study import cache, experiments, presets, sweep, zoo
+from cbft_core.study import cache, documents, graph, presets, sweep, zoo
 
 ray = pytest.importorskip("ray")
 
@@ -49,7 +49,7 @@ def cluster():
 
 
 def _parent_files(cache_dir: Path) -> list[tuple[str, int]]:
-    return sorted((p.name, p.stat().st_mtime_ns) for p in (cache_dir / "model-parent").glob("*.pt"))
+    return sorted((p.name, p.stat().st_mtime_ns) for p in (cache_dir / "parent").glob("*.pt"))
 
 
 @pytest.fixture(scope="module")
@@ -65,10 +65,10 @@ def swept(cluster, tmp_path_factory):
             if engine == "local":
                 assert cli.main(_cli_args(GRID, out, "local")) == 0
             else:
-                def watching(cfg, unit, methods, shared, _cache=cache_dir, _seen=seen):
+                def watching(cfg, unit, methods, _cache=cache_dir, _seen=seen):
                     # what the parent's cache entry looked like when this unit started
                     (_seen / f"{unit.proportion}.json").write_text(json.dumps(_parent_files(_cache)))
-                    return sweep.unit_results(cfg, unit, methods, shared)
+                    return sweep.unit_results(cfg, unit, methods)
 
                 sweep.run(**GRID, engine="ray", out=out, compute=watching, **SMALL)
             runs[engine] = dict(cache=cache_dir, out=out, seen=seen, parents=_parent_files(cache_dir))
@@ -80,7 +80,7 @@ def swept(cluster, tmp_path_factory):
 def test_ray_and_local_engines_write_the_same_sweep_json(swept):
     local = (swept["local"]["out"] / "sweep.json").read_bytes()
     assert local == (swept["ray"]["out"] / "sweep.json").read_bytes()
-    doc = sweep.load(swept["local"]["out"])
+    doc = documents.load(documents.SWEEP, swept["local"]["out"])
     assert doc["failed"] == {} and doc["proportions"] == [0.0, 0.8] and doc["methods"] == ["ft"]
     assert (swept["local"]["out"] / "sweep_box.png").stat().st_size > 0
 
@@ -88,21 +88,21 @@ def test_ray_and_local_engines_write_the_same_sweep_json(swept):
 def test_a_unit_measures_its_child_at_its_cue_proportion(swept, monkeypatch):
     """The stored accuracies are those of the cached child models, re-evaluated here."""
     monkeypatch.setenv(cache.ENV_VAR, str(swept["local"]["cache"]))
-    doc = sweep.load(swept["local"]["out"])
+    doc = documents.load(documents.SWEEP, swept["local"]["out"])
     cfg = presets.get("tiny", proportion=0.8, **SMALL)
     threads = torch.get_num_threads()
     torch.set_num_threads(sweep.UNIT_THREADS)
     try:
         for p, name in ((0.8, "cue"), (0.0, "nocue")):
-            model = zoo.child(cfg, 0, "box", p, 0, progress=False)
-            acc = experiments.view_accuracies(model, zoo.test_views(cfg, "box"), cfg.eval_batch_size)
+            model = graph.result(cfg, "child", seed=0, proportion=p, progress=False)
+            acc = zoo.view_accuracies(model, zoo.test_views(cfg, "box"), cfg.eval_batch_size)
             assert doc["units"]["box"]["0.8"]["0"]["models"][name] == {k.replace("-", "_"): v for k, v in acc.items()}
     finally:
         torch.set_num_threads(threads)
 
 
 def test_at_proportion_zero_the_cue_child_is_the_cue_free_child(swept):
-    unit = sweep.load(swept["local"]["out"])["units"]["box"]["0.0"]["0"]
+    unit = documents.load(documents.SWEEP, swept["local"]["out"])["units"]["box"]["0.0"]["0"]
     assert unit["models"]["cue"] == unit["models"]["nocue"]
     assert abs(unit["barriers"]["cue-nocue"]) < 1e-6  # the path from a model to itself
     assert unit["barriers"]["cue-cue"] == pytest.approx(unit["barriers"]["nocue-nocue"], abs=1e-9)
@@ -121,12 +121,12 @@ def test_a_killed_worker_is_retried_and_the_sweep_completes(swept, monkeypatch, 
     monkeypatch.setenv(cache.ENV_VAR, str(swept["ray"]["cache"]))
     attempts = tmp_path / "attempts"
 
-    def blocks_first_time(cfg, unit, methods, shared, _attempts=attempts):
+    def blocks_first_time(cfg, unit, methods, _attempts=attempts):
         with open(_attempts, "a") as f:
             f.write(f"{os.getpid()}\n")
         if len(_attempts.read_text().split()) == 1:
             time.sleep(120)  # killed here
-        return sweep.unit_results(cfg, unit, methods, shared)
+        return sweep.unit_results(cfg, unit, methods)
 
     def kill_first_attempt():
         deadline = time.time() + 90
@@ -151,7 +151,7 @@ def test_a_failing_unit_is_retried_then_named_while_the_rest_complete(swept, eng
     monkeypatch.setenv(cache.ENV_VAR, str(swept[engine]["cache"]))
     calls = tmp_path / "calls"
 
-    def fails_at_half(cfg, unit, methods, shared, _calls=calls):
+    def fails_at_half(cfg, unit, methods, _calls=calls):
         with open(_calls, "a") as f:
             f.write(f"{unit.name}\n")
         raise RuntimeError(f"no luck at p={unit.proportion}")
@@ -162,13 +162,13 @@ def test_a_failing_unit_is_retried_then_named_while_the_rest_complete(swept, eng
     assert calls.read_text().split("\n")[:-1] == ["box p=0.5 seed 0"] * sweep.MAX_ATTEMPTS
     assert doc["failed"] == {"box p=0.5 seed 0": "RuntimeError: no luck at p=0.5"}
     assert set(doc["units"]["box"]) == {"0.0", "0.8"}
-    assert sweep.load(tmp_path) == doc
+    assert documents.load(documents.SWEEP, tmp_path) == doc
 
 
 def test_the_command_names_failed_units_and_exits_2(swept, monkeypatch, capsys, tmp_path):
     monkeypatch.setenv(cache.ENV_VAR, str(swept["local"]["cache"]))
 
-    def fails(cfg, unit, methods, shared):
+    def fails(cfg, unit, methods):
         raise RuntimeError("out of luck")
 
     monkeypatch.setattr(sweep, "unit_results", fails)
@@ -176,7 +176,7 @@ def test_the_command_names_failed_units_and_exits_2(swept, monkeypatch, capsys, 
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1
     assert "1 unit(s) failed after 3 attempts: box p=0.3 seed 0 (RuntimeError: out of luck)" in err[0]
-    assert set(sweep.load(tmp_path)["units"]["box"]) == {"0.0"}
+    assert set(documents.load(documents.SWEEP, tmp_path)["units"]["box"]) == {"0.0"}
 
 
 def _raylets() -> int:
@@ -199,7 +199,7 @@ def test_without_address_a_local_cluster_is_started_and_stopped(swept, tmp_path)
                           env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "1 of 2 unit(s) from the cache" in proc.stdout and "[2/2] box p=0.3 seed 0: done" in proc.stdout
-    assert set(sweep.load(tmp_path)["units"]["box"]) == {"0.0", "0.3"}
+    assert set(documents.load(documents.SWEEP, tmp_path)["units"]["box"]) == {"0.0", "0.3"}
     assert _raylets() == before
 
 
@@ -220,11 +220,11 @@ def test_an_unreachable_address_is_one_clear_error(swept, capsys, tmp_path):
 
 
 @pytest.mark.parametrize("change, named", [
-    ({"cues": ["box", "stripes"]}, "unknown cue 'stripes'"),
-    ({"proportions": [0.5, 1.5]}, "1.5 is not a cue proportion in [0, 1]"),
-    ({"proportions": [-0.1]}, "-0.1 is not a cue proportion in [0, 1]"),
+    ({"cues": ["box", "stripes"]}, "--cues: unknown value 'stripes'"),
+    ({"proportions": [0.5, 1.5]}, "--proportions must be a finite number in [0, 1], got 1.5"),
+    ({"proportions": [-0.1]}, "--proportions must be a finite number in [0, 1], got -0.1"),
     ({"seeds": [0, 0]}, "--seeds: 0 is listed twice"),
-    ({"methods": ["ft", "magic"]}, "unknown method 'magic'"),
+    ({"methods": ["ft", "magic"]}, "--methods: unknown value 'magic'"),
 ])
 def test_an_invalid_grid_is_one_error_before_any_work(change, named, capsys, tmp_path, monkeypatch):
     monkeypatch.setenv(cache.ENV_VAR, str(tmp_path / "cache"))
@@ -258,25 +258,30 @@ def test_sweep_json_is_checked_on_read(swept, tmp_path):
         change(bad)
         path.write_text(json.dumps(bad))
         with pytest.raises(ConfigError) as exc:
-            sweep.load(path)
+            documents.load(documents.SWEEP, path)
+        assert str(exc.value).startswith(f"{path}: ") and "\n" not in str(exc.value)
         return str(exc.value)
 
+    def resealed(change):
+        def apply(d):
+            change(d)
+            d["checksum"] = documents.checksum(d)
+        return apply
+
     assert "checksum mismatch" in broken(lambda d: d["units"]["box"]["0.8"]["0"]["barriers"].update({"cue-cue": 9.0}))
-    assert "units/box/0.8/0/models/cue/rand_img" in broken(
-        lambda d: d["units"]["box"]["0.8"]["0"]["models"]["cue"].update({"rand_img": 1.5}))
-
-    def drop_unit(d):
-        del d["units"]["box"]["0.8"]
-        d["checksum"] = sweep._checksum(d)
-
-    assert "unit box p=0.8 seed 0 is neither stored nor failed" in broken(drop_unit)
-    with pytest.raises(ConfigError, match="not a valid sweep.json"):
-        sweep.write({**doc, "format": "other"}, tmp_path)
+    assert "not a valid sweep.json at units/box/0.8/0/models/cue/rand_img: 1.5 is greater than the maximum" in broken(
+        resealed(lambda d: d["units"]["box"]["0.8"]["0"]["models"]["cue"].update({"rand_img": 1.5})))
+    assert "at units: unit box p=0.8 seed 0 is neither stored nor failed" in broken(
+        resealed(lambda d: d["units"]["box"].pop("0.8")))
+    other = {**doc, "format": "other"}
+    other["checksum"] = documents.checksum(other)
+    with pytest.raises(ConfigError, match="sweep.json: not a valid sweep.json at format"):
+        documents.write(documents.SWEEP, tmp_path, other)
 
 
 def test_sweep_figure_plots_the_mean_and_spread_over_seeds(swept, tmp_path):
     """Three seeds made from the stored unit by shifting its numbers; the figure's lines are their means."""
-    stored = sweep.load(swept["local"]["out"])
+    stored = documents.load(documents.SWEEP, swept["local"]["out"])
     grid = sweep.make_grid("tiny", [0, 1, 2], [0.0, 0.8], ["box"], ["ft"], **SMALL)
     results = {}
     for unit in grid.units():
@@ -295,8 +300,9 @@ def test_sweep_figure_plots_the_mean_and_spread_over_seeds(swept, tmp_path):
     np.testing.assert_allclose(lines["cue child"].get_xdata(), [0.0, 0.8])
     _, mean, std = sweep.series(doc, "box", "models", "cue", "rand_img")
     np.testing.assert_allclose(std, np.std([0.2, 0.5, 0.8]))
-    sweep.write(doc, tmp_path)
-    assert [p.name for p in figures.sweep_figures(sweep.load(tmp_path), tmp_path)] == ["sweep_box.png"]
+    documents.write(documents.SWEEP, tmp_path, doc)
+    assert [p.name for p in figures.sweep_figures(documents.load(documents.SWEEP, tmp_path), tmp_path)] == [
+        "sweep_box.png"]
     assert len(figures.sweep_figure(tmp_path / "sweep.json").axes) == 2
 
 
@@ -316,3 +322,17 @@ def test_a_unit_takes_one_gpu_when_the_preset_uses_one(device, cluster_gpus, exp
 def test_a_malformed_address_is_one_clear_error(address):
     with pytest.raises(ConfigError, match="expected HOST:PORT"):
         sweep._probe(address)
+
+
+@pytest.mark.parametrize("proportions", [[0.0, 0.8], [0.8, 1.0, 0.3]])
+def test_shared_tasks_are_the_nodes_two_units_consume(proportions):
+    """Derived from the graph, not listed: the parent, the cue-free children, their view accuracies and barrier."""
+    grid = sweep.make_grid("tiny", [0, 1], proportions, ["box"], ["ft", "cbft"], **SMALL)
+    shared = sweep.shared_nodes(grid, grid.units())
+    assert set(shared) == {("box", 0), ("box", 1)}
+    for (cue, seed), found in shared.items():
+        assert [graph.label(n) for _, n in found] == ["parent", "child p=0 branch 0", "view accuracies p=0",
+                                                      "child p=0 branch 1", "path nocue-nocue"]
+        assert all(n.seed == seed for _, n in found)
+    single = sweep.make_grid("tiny", [0], [0.8], ["box"], ["ft"], **SMALL)
+    assert sweep.shared_nodes(single, single.units()) == {("box", 0): []}  # one unit shares nothing

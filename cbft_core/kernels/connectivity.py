@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
-from .checks import check_int
+from .checks import check_choice, check_int
 from .data.imageset import ImageSet, batches
 from .optim import SGDConfig
 from .train import Updater, steps_per_epoch, train_loop
@@ -34,8 +34,7 @@ def barrier(values: Sequence[float], ts: Sequence[float], form: str = "entezari"
     ``form="frankle"``: max_t v(t) − (v(0) + v(1)) / 2. ``ts`` must be strictly
     increasing from 0 to 1 and as long as ``values``. Ties go to the smallest t.
     """
-    if form not in BARRIER_FORMS:
-        raise ConfigError(f"form must be one of {list(BARRIER_FORMS)}, got {form!r}")
+    check_choice("form", form, BARRIER_FORMS)
     try:
         v = np.asarray(values, dtype=np.float64).reshape(-1)
         t = np.asarray(ts, dtype=np.float64).reshape(-1)

@@ -20,7 +20,7 @@ from torch import nn
 
 from ..errors import ConfigError
 from . import connectivity, paths, train
-from .checks import check_int
+from .checks import check_choice, check_int
 from .data.imageset import ImageSet
 from .progress import bar as progress_bar
 
@@ -134,8 +134,7 @@ def explore(
         raise ConfigError("model_a and model_b must be torch.nn.Module instances")
     if not isinstance(data, ImageSet) or len(data) == 0:
         raise ConfigError("data must be a non-empty ImageSet")
-    if bn not in BN_MODES:
-        raise ConfigError(f"bn must be one of {list(BN_MODES)}, got {bn!r}")
+    check_choice("bn", bn, BN_MODES)
     bend_arr = check_unit_values(bends, "bends")
     ts_arr = check_unit_values(ts, "ts")
     if midpoint is None and np.any(bend_arr != 0):

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
-from .checks import check_int, check_number
+from .checks import check_choice, check_int, check_number
 
 __all__ = ["build", "MODEL_NAMES", "ConvNet", "ResNet", "PermutationSpec", "LayerSpec"]
 
@@ -174,8 +174,7 @@ class ResNet(nn.Module):
 
 
 def _check_args(name: str, num_classes: int, width: float, in_shape: Sequence[int]) -> tuple[int, int, int]:
-    if name not in MODEL_NAMES:
-        raise ConfigError(f"name: unknown model {name!r}; choose one of {list(MODEL_NAMES)}")
+    check_choice("name", name, MODEL_NAMES)
     check_int("num_classes", num_classes, minimum=1)
     check_number("width", width, minimum=0.0, strict_minimum=True)  # 1.0 = standard
     try:

@@ -124,37 +124,38 @@ def _duration(seconds: float) -> str:
 def plan_text(the_plan: Any, rate: Any | None = None, fetch_hint: str | None = None) -> str:
     """The plan of :func:`cbft_core.study.plan.make` as text; ``rate``: a measured
     :class:`~cbft_core.study.plan.Throughput` (no time estimate without it)."""
-    from ..study import plan, replication
+    from ..study import plan
 
-    cfg, seeds = the_plan.preset, sorted({s.seed for s in the_plan.steps})
+    cfg, seeds = the_plan.preset, sorted({r.seed for r in the_plan.rows})
     lines = [f"plan: preset {cfg.name}, cue {the_plan.cue}, seed(s) {' '.join(map(str, seeds))}, "
              f"model {cfg.model} (width {cfg.width:g}), {cfg.n_train} training / {cfg.n_test} test images"]
-    rows = [s for s in the_plan.steps if s.seed == seeds[0]]
-    status = {(s.seed, s.name): "train" if s.needed and s.kind == "model" else "run" if s.needed
-              else "cached" if s.cached else "skip" for s in the_plan.steps}
+    rows = [r for r in the_plan.rows if r.seed == seeds[0]]
+    status = {(r.seed, r.name): "train" if r.needed and r.kind == "model" else "run" if r.needed
+              else "cached" if r.cached else "skip" for r in the_plan.rows}
     width = max(len(r.name) for r in rows)
     lines.append(f"  {'step':{width}s}  epochs  images/seed (train + forward)  " + "  ".join(f"seed {s}" for s in seeds))
     for r in rows:
         cells = "  ".join(f"{status[(s, r.name)]:>{len(f'seed {s}')}s}" for s in seeds)
-        images = f"{_count(r.train_images)} + {_count(r.eval_images)}"
+        images = f"{_count(r.train_images)} + {_count(r.forward_images)}"
         lines.append(f"  {r.name:{width}s}  {r.epochs or '':>6}  {images:>29s}  {cells}")
     total, left = the_plan.work(needed_only=False), the_plan.work()
-    cached = sum(s.cached for s in the_plan.steps)
-    lines.append(f"work: {_count(total['train'])} training + {_count(total['eval'])} forward-only images in all; "
-                 f"this run: {_count(left['train'])} + {_count(left['eval'])} "
-                 f"({cached} of {len(the_plan.steps)} entries cached in {the_plan.cache_dir})")
+    cached = sum(r.cached for r in the_plan.rows)
+    lines.append(f"work: {_count(total['train'])} training + {_count(total['forward'])} forward-only images in all; "
+                 f"this run: {_count(left['train'])} + {_count(left['forward'])} "
+                 f"({cached} of {len(the_plan.rows)} entries cached in {the_plan.cache_dir})")
     for need in the_plan.data:
         where = "built in" if not need.root else f"{'present' if need.present else 'MISSING'} under {need.root}"
         lines.append(f"data: {need.name} ({need.role}) {where}")
     if the_plan.missing_data:
         lines.append(f"  fetch it with: {fetch_hint or 'CBFT_DOWNLOAD=1 (downloads on first use)'}")
-    if left["train"] + left["eval"] == 0:
+    if left["train"] + left["forward"] == 0:
         lines.append("time: nothing to compute; every result comes from the cache")
     elif rate is not None:
-        seconds = plan.estimate_seconds(the_plan, rate.images_per_s)
-        lines.append(f"time: about {_duration(seconds)} at {_count(rate.images_per_s)} training images/s, measured "
-                     f"just now on {rate.device} (batch {rate.batch_size}, {rate.seconds:.1f} s; forward-only "
-                     f"images counted {replication.EVAL_SPEEDUP:g}x faster, data loading left out)")
+        seconds = plan.estimate_seconds(the_plan, rate)
+        lines.append(f"time: about {_duration(seconds)} at {_count(rate.train_per_s)} training and "
+                     f"{_count(rate.forward_per_s)} forward images/s, measured just now on {rate.device} "
+                     f"(batches of {rate.train_batch} and {rate.forward_batch}, {rate.seconds:.1f} s; "
+                     f"data making and checkpoints left out)")
     return "\n".join(lines)
 
 
@@ -170,7 +171,7 @@ def _print_plan(preset: str, cue: str, seeds: Sequence[int] | None, overrides: d
     the_plan = plan.make(preset, cue, seeds, **overrides)
     left = the_plan.work()
     rate = None
-    if measure and left["train"] + left["eval"] > 0:
+    if measure and left["train"] + left["forward"] > 0:
         rate = plan.measure_throughput(the_plan.preset, cue)
     print(plan_text(the_plan, rate, _fetch_command(preset, cue)), flush=True)
     return the_plan
@@ -287,7 +288,7 @@ def _cmd_sweep(args: argparse.Namespace) -> None:
 
 def _add_sweep_parser(sub: Any, preset_option: Callable[[argparse.ArgumentParser], None],
                       param_option: Callable[[argparse.ArgumentParser, str], None]) -> None:
-    from ..study.experiments import FT_METHODS
+    from ..study.steps import FT_METHODS
 
     sweep = sub.add_parser(
         "sweep", help="run the study over seeds x cue proportions x cues, locally or on Ray",

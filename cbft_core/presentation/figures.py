@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
-from ..study.pipeline import PATH_PAIRS, VIEW_KEYS
+from ..study.steps import PATH_PAIRS, VIEW_KEYS
 from ..study.replication import NAMES
 from . import plots
 
@@ -89,10 +89,10 @@ def sweep_figure(doc: dict[str, Any] | str | os.PathLike, cue: str | None = None
     controls. Bottom: rand-img accuracy of the cue child, the cue-free child
     and every fine-tuned model, with chance dotted.
     """
-    from ..study import sweep
+    from ..study import documents, sweep
 
     if not isinstance(doc, dict):
-        doc = sweep.load(doc)
+        doc = documents.load(documents.SWEEP, doc)
     cue = doc["cues"][0] if cue is None else cue
     if axes is None:
         axes = Figure(figsize=(plots.FIG_WIDTH, 2 * plots.PANEL_HEIGHT + 1.6), layout="constrained").subplots(2, 1)

@@ -34,6 +34,7 @@ from matplotlib.transforms import ScaledTranslation
 
 from ..kernels.data.imageset import ImageSet
 from ..kernels.paths import PathResult
+from ..study import claims
 
 __all__ = ["VIEW_COLOURS", "FIG_WIDTH", "MIN_FONT_PT", "PANEL_HEIGHT", "FONT_KEY", "DPI_KEY", "subplots",
            "legend_below", "smallest_text_pt", "png_metadata", "stamp_figure", "show_images", "gallery",
@@ -337,8 +338,9 @@ def barrier_forms(child_ts: Sequence[float], child_loss: Sequence[float], ts: Se
 
 def method_bars(values: Mapping[str, Mapping[str, Sequence[float]]], reference: tuple[str, Sequence[float]],
                 chance: float, ylabel: str, title: str | None = None) -> plt.Figure:
-    """Grouped bars: ``values[group][method]`` (mean ± std over seeds), a grey reference bar, chance and
-    3 × chance; the legend under the axes."""
+    """Grouped bars: ``values[group][method]`` (mean ± std over seeds), a grey reference bar, chance, and the
+    rand-img floor of the claim that naive fine-tuning keeps the cue (a multiple of chance); the legend under
+    the axes."""
     groups = list(values)
     methods = list(next(iter(values.values())))
     fig, ax = subplots(height=PANEL_HEIGHT + 0.4)
@@ -350,7 +352,8 @@ def method_bars(values: Mapping[str, Mapping[str, Sequence[float]]], reference: 
     name, ref = reference
     ax.bar(len(methods), np.mean(ref), width, color="#999999", label=f"{name} (before)")
     ax.axhline(chance, color="k", ls=":", label="chance")
-    ax.axhline(3 * chance, color="k", ls="--", lw=0.8, label="3 × chance")
+    floor = claims.claim("naive-keeps-cue").thresholds["x_chance"]
+    ax.axhline(floor * chance, color="k", ls="--", lw=0.8, label=f"{floor:g} × chance")
     ax.set_xticks(range(len(methods) + 1))
     ax.set_xticklabels(methods + [name])
     ax.set_ylabel(ylabel)

@@ -1,1 +1,1 @@
-"""The study: presets, the model zoo, cached experiments, the pipeline, the claims and the cache; composes the kernels."""
+"""The study: presets, the registry of its steps and their graph, the pipeline, plan and sweep, the claims and the cache; composes the kernels."""

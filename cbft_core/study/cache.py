@@ -1,8 +1,9 @@
 """Checkpoint and results cache: content-keyed, atomic, checksummed.
 
-An entry's key is the sha256 of the canonical JSON of its config plus the
-version of the code that produced it (a hash of every ``.py`` file of the
-kernel and study layers), so editing the computing code invalidates old entries.
+An entry is named by its key, a sha256 hex string that its caller makes
+(:func:`config_key` of a canonical JSON document; the study's keys come from
+:func:`cbft_core.study.graph.key`, which hashes the settings, inputs and code
+of each step), and lives at ``<cache>/<kind>/<key><suffix>``.
 
 Writes are atomic: the bytes go to a temporary file in the destination
 folder (``.<name>.<random>.tmp``), are flushed and fsynced, then
@@ -31,11 +32,11 @@ A cache folder that cannot be written (read-only, full, not a folder) raises
 from __future__ import annotations
 
 import contextlib
-import functools
 import hashlib
 import io
 import json
 import os
+import re
 import tempfile
 import warnings
 from pathlib import Path
@@ -44,6 +45,7 @@ from typing import Any, Callable, Iterator, Mapping
 import torch
 
 from ..errors import CacheCorruptError, CacheUnwritableError, CbftError, ConfigError
+from ..kernels.checks import check_choice
 
 try:  # POSIX only; elsewhere concurrent fills may compute an entry twice (still one valid entry)
     import fcntl
@@ -53,8 +55,6 @@ except ImportError:  # pragma: no cover
 __all__ = [
     "ENV_VAR",
     "cache_dir",
-    "source_hash",
-    "code_version",
     "config_key",
     "entry_path",
     "save_model",
@@ -74,6 +74,7 @@ ENV_VAR = "CBFT_CACHE_DIR"
 _MAGIC = b"CBFT1"
 _FORMATS = ("ckpt", "json")
 _MAX_HEADER = 128  # far longer than any valid header line
+_KEY = re.compile(r"[0-9a-f]{64}")
 
 
 def cache_dir(path: str | os.PathLike | None = None) -> Path:
@@ -86,36 +87,6 @@ def cache_dir(path: str | os.PathLike | None = None) -> Path:
     return Path.home() / ".cache" / "cbft_core"
 
 
-# The code that computes cached numbers: the kernel and study layers and the
-# errors they share. The presentation layer (figures, tables, widgets, the
-# command line, the Sphinx helpers) only draws and prints, so it is left out:
-# editing it never invalidates a trained model.
-COMPUTING_PARTS: tuple[str, ...] = ("errors.py", "kernels", "study")
-
-
-def source_hash(root: str | os.PathLike, parts: tuple[str, ...] | None = None) -> str:
-    """sha256 over the relative paths and bytes of every ``*.py`` file under ``root``.
-
-    With ``parts`` (file or folder names relative to ``root``) only the files
-    in those parts count.
-    """
-    root = Path(root)
-    h = hashlib.sha256()
-    for file in sorted(root.rglob("*.py")):
-        rel = file.relative_to(root)
-        if parts is not None and rel.parts[0] not in parts:
-            continue
-        h.update(file.relative_to(root).as_posix().encode() + b"\0")
-        h.update(file.read_bytes() + b"\0")
-    return h.hexdigest()
-
-
-@functools.lru_cache(maxsize=1)
-def code_version() -> str:
-    """:func:`source_hash` of the kernel and study layers of ``cbft_core`` (memoised per process)."""
-    return source_hash(Path(__file__).resolve().parent.parent, COMPUTING_PARTS)
-
-
 def _canonical(config: Any, name: str = "config") -> str:
     try:
         return json.dumps(config, sort_keys=True, separators=(",", ":"), allow_nan=False)
@@ -126,25 +97,27 @@ def _canonical(config: Any, name: str = "config") -> str:
         ) from None
 
 
-def config_key(config: Mapping[str, Any], version: str | None = None) -> str:
-    """sha256 hex of the canonical JSON of ``config`` and the code version.
+def config_key(config: Mapping[str, Any]) -> str:
+    """sha256 hex of the canonical (key-sorted, compact) JSON of ``config``.
 
-    ``version`` defaults to :func:`code_version`. Note ``1`` and ``1.0`` are
-    different values in JSON and give different keys.
+    ``1`` and ``1.0`` are different values in JSON and give different keys.
     """
     if not isinstance(config, Mapping):
         raise ConfigError(f"config must be a dict, got {type(config).__name__}")
-    text = _canonical(dict(config))
-    ver = code_version() if version is None else version
-    return hashlib.sha256(f"{text}\n{ver}".encode()).hexdigest()
+    return hashlib.sha256(_canonical(dict(config)).encode()).hexdigest()
 
 
-def entry_path(kind: str, config: Mapping[str, Any], suffix: str = ".pt",
-               cache_dir_: str | os.PathLike | None = None) -> Path:
-    """Where the entry of ``kind`` for ``config`` lives: ``<cache>/<kind>/<key><suffix>``."""
+def _check_key(key: Any) -> str:
+    if not isinstance(key, str) or not _KEY.fullmatch(key):
+        raise ConfigError(f"key must be a sha256 hex string (64 characters 0-9a-f), got {key!r}")
+    return key
+
+
+def entry_path(kind: str, key: str, suffix: str = ".pt", cache_dir_: str | os.PathLike | None = None) -> Path:
+    """Where the entry of ``kind`` named ``key`` lives: ``<cache>/<kind>/<key><suffix>``."""
     if not isinstance(kind, str) or not kind or any(c in kind for c in "/\\") or kind.startswith("."):
         raise ConfigError(f"kind must be a non-empty name without slashes or leading dot, got {kind!r}")
-    return cache_dir(cache_dir_) / kind / f"{config_key(config)}{suffix}"
+    return cache_dir(cache_dir_) / kind / f"{_check_key(key)}{suffix}"
 
 
 def _unwritable(folder: Path, exc: OSError) -> CacheUnwritableError:
@@ -199,8 +172,7 @@ def _write_entry(path: Path, data: bytes) -> None:
 
 def seal(fmt: str, payload: bytes) -> bytes:
     """``payload`` behind the one header line every cache entry carries (format, sha256, length)."""
-    if fmt not in _FORMATS:
-        raise ConfigError(f"fmt: unknown entry format {fmt!r}; choose one of {list(_FORMATS)}")
+    check_choice("fmt", fmt, _FORMATS)
     digest = hashlib.sha256(payload).hexdigest()
     return b"%s %s %s %d\n" % (_MAGIC, fmt.encode(), digest.encode(), len(payload)) + payload
 
@@ -358,18 +330,20 @@ def _fill(path: Path, loader: Callable[[Path], Any], compute: Callable[[], Any],
 
 def cached(
     kind: str,
-    config: Mapping[str, Any],
+    key: str,
     compute: Callable[[], Mapping[str, Any]],
+    meta: Mapping[str, Any] | None = None,
     cache_dir: str | os.PathLike | None = None,
 ) -> dict[str, Any]:
-    """The tensors for ``(kind, config)``: loaded from the cache, else ``compute()``-d and saved.
+    """The tensors of entry ``key`` of ``kind``: loaded from the cache, else ``compute()``-d and saved.
 
-    ``compute`` returns a dict of tensors (e.g. a model's ``state_dict()``). A
-    corrupt entry (or one whose stored key is not its name) is reported with a
-    one-line ``RuntimeWarning``, deleted and recomputed. The stored ``meta``
-    records kind, config, key and code version.
+    ``compute`` returns a dict of tensors (e.g. a model's ``state_dict()``,
+    possibly nested with lists and numbers). A corrupt entry (or one whose
+    stored key is not its name) is reported with a one-line
+    ``RuntimeWarning``, deleted and recomputed. The stored meta records kind
+    and key, plus ``meta`` (what the key was made from).
     """
-    path = entry_path(kind, config, ".pt", cache_dir)
+    path = entry_path(kind, key, ".pt", cache_dir)
 
     def load(p: Path) -> dict[str, Any]:
         state, meta = load_model(p)
@@ -380,8 +354,7 @@ def cached(
     def store(state: Mapping[str, Any]) -> dict[str, Any]:
         if isinstance(state, torch.nn.Module):
             raise ConfigError("compute must return a dict of tensors, e.g. model.state_dict(), not a module")
-        meta = {"kind": kind, "config": dict(config), "key": path.stem, "code_version": code_version()}
-        save_model(path, state, meta)
+        save_model(path, state, {**dict(meta or {}), "kind": kind, "key": path.stem})
         return dict(state)
 
     return _fill(path, load, compute, store)
@@ -389,12 +362,12 @@ def cached(
 
 def cached_json(
     kind: str,
-    config: Mapping[str, Any],
+    key: str,
     compute: Callable[[], Any],
     cache_dir: str | os.PathLike | None = None,
 ) -> Any:
     """Like :func:`cached` for JSON results (numbers, lists, dicts)."""
-    path = entry_path(kind, config, ".json", cache_dir)
+    path = entry_path(kind, key, ".json", cache_dir)
 
     def store(result: Any) -> Any:
         save_json(path, result)

@@ -11,18 +11,30 @@ a chapter is true for whatever run produced it.
 Criteria are decided on the mean over seeds, except where a claim says
 "on every seed". Thresholds are fractions of chance accuracy (``*_x_chance``),
 accuracy points as fractions (``*_points``) or loss units.
+
+Chapter 1's claims about linear mode connectivity read a part ``lmc`` that
+results.json does not hold: the clean-view barriers of the children of one
+parent (``child_barrier``) and of models trained from scratch
+(``scratch_barrier``), one per seed, and the scratch pair's barrier along
+the straight line (``line_barrier``) and along the trained curve
+(``curve_barrier``). :func:`check` asserts outcomes the same way in every
+chapter, and checks nothing at the ``tiny`` preset, which trains for seconds.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
 from ..errors import ConfigError
+from ..kernels.checks import check_choice
+from .presets import Preset
 from .replication import NAMES, fmt_loss, fmt_pct
 
-__all__ = ["Claim", "Outcome", "CLAIMS", "claim", "evaluate", "evaluate_all", "rows"]
+__all__ = ["Claim", "Outcome", "CLAIMS", "UNCHECKED_PRESETS", "claim", "evaluate", "evaluate_all", "check", "rows"]
+
+UNCHECKED_PRESETS: tuple[str, ...] = ("tiny",)  # presets too small for any claim to be expected to hold
 
 Results = Mapping[str, Any]
 
@@ -227,8 +239,44 @@ def _ablation(method: str) -> Callable[[Claim, Results], Outcome]:
     return measure
 
 
+def _scratch_separated(c: Claim, r: Results) -> Outcome:
+    b = r["lmc"]["scratch_barrier"]
+    holds = _mean(b) > c.thresholds["barrier_min"]
+    return Outcome(c, holds, f"scratch pair {fmt_loss(b)}", {"scratch": _mean(b)},
+                   f"barrier {_mean(b):.3f} against a floor of {c.thresholds['barrier_min']:g}")
+
+
+def _children_connected(c: Claim, r: Results) -> Outcome:
+    child, scratch = _mean(r["lmc"]["child_barrier"]), _mean(r["lmc"]["scratch_barrier"])
+    holds = child < c.thresholds["x_scratch"] * scratch
+    return Outcome(c, holds, f"children {fmt_loss(r['lmc']['child_barrier'])}, scratch pair "
+                             f"{fmt_loss(r['lmc']['scratch_barrier'])}",
+                   {"child": child, "scratch": scratch},
+                   f"the children's barrier is {child / scratch:.2f}× the scratch pair's" if scratch > 0 else
+                   "the scratch pair has no barrier to compare with")
+
+
+def _curve_connects(c: Claim, r: Results) -> Outcome:
+    curve, line = _mean(r["lmc"]["curve_barrier"]), _mean(r["lmc"]["line_barrier"])
+    holds = curve < c.thresholds["x_line"] * line
+    return Outcome(c, holds, f"trained curve {fmt_loss(r['lmc']['curve_barrier'])} vs straight line "
+                             f"{fmt_loss(r['lmc']['line_barrier'])}", {"curve": curve, "line": line},
+                   f"the curve's barrier is {curve / line:.2f}× the line's" if line > 0 else
+                   "the straight line has no barrier to lower")
+
+
 _PAPER = "Lubana et al. (2023)"
 CLAIMS: dict[str, Claim] = {c.id: c for c in (
+    Claim("scratch-separated", "Models trained from scratch are separated by a loss barrier",
+          "Frankle et al. (2020); Entezari et al. (2022)", "scratch pair's clean-view barrier > {barrier_min:g}",
+          {"barrier_min": 0.5}, ("lmc",), _scratch_separated),
+    Claim("children-connected", "Children of one parent are far closer to linear connectivity",
+          "Frankle et al. (2020): instability analysis",
+          "children's clean-view barrier < {x_scratch:g}× the scratch pair's",
+          {"x_scratch": 0.2}, ("lmc",), _children_connected),
+    Claim("curve-connects-scratch", "A trained quadratic curve lowers the scratch pair's barrier",
+          "Garipov et al. (2018)", "barrier along the trained curve < {x_line:g}× along the straight line",
+          {"x_line": 0.5}, ("lmc",), _curve_connects),
     Claim("cue-reliance", "The cue-trained model relies on the cue; the cue-free model does not",
           f"{_PAPER}: the synthetic spurious-cue setting",
           "cue model rand-img ≥ {cue_x_chance:g}× chance; cue-free model ≤ {free_x_chance:g}× chance",
@@ -277,9 +325,7 @@ CLAIMS: dict[str, Claim] = {c.id: c for c in (
 
 def claim(claim_id: str) -> Claim:
     """The registered claim ``claim_id`` (ConfigError naming the known ids otherwise)."""
-    if claim_id not in CLAIMS:
-        raise ConfigError(f"claim: unknown claim {claim_id!r}; choose one of {list(CLAIMS)}")
-    return CLAIMS[claim_id]
+    return CLAIMS[check_choice("claim", claim_id, list(CLAIMS))]
 
 
 def evaluate(claim_id: str, results: Results) -> Outcome:
@@ -299,6 +345,25 @@ def evaluate_all(results: Results, ids: Sequence[str] | None = None) -> list[Out
     if ids is None:
         ids = [i for i, c in CLAIMS.items() if all(p in results for p in c.needs)]
     return [evaluate(i, results) for i in ids]
+
+
+def check(outcomes: Iterable[Outcome], cfg: Preset) -> str:
+    """Assert that every outcome holds; at a preset of :data:`UNCHECKED_PRESETS` check nothing.
+
+    Returns the line a chapter prints. Raises AssertionError naming the first
+    claim that does not hold, with its numbers and criterion; a reported
+    measurement (no criterion) cannot be asserted (ConfigError).
+    """
+    outcomes = list(outcomes)
+    ids = ", ".join(o.claim.id for o in outcomes)
+    if cfg.name in UNCHECKED_PRESETS:
+        return f"preset {cfg.name!r} trains for seconds: the claims ({ids}) are not checked at this scale"
+    for o in outcomes:
+        if o.holds is None:
+            raise ConfigError(f"claim {o.claim.id!r} is a reported measurement: it has no criterion to assert")
+        if not o.holds:
+            raise AssertionError(f"{o.claim.id}: {o.measured} ({o.claim.criterion_text()})")
+    return f"asserted claims hold: {ids}"
 
 
 def rows(outcomes: Sequence[Outcome]) -> list[dict[str, Any]]:

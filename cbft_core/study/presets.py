@@ -294,9 +294,7 @@ def get(name: str | Preset = "cpu", **overrides: Any) -> Preset:
     """The preset called ``name`` with ``overrides`` applied (see :meth:`Preset.replace` for ``None``)."""
     if isinstance(name, Preset):
         return name.replace(**overrides)
-    if not isinstance(name, str) or name not in _PRESETS:
-        raise ConfigError(f"preset: unknown preset {name!r}; choose one of {list(PRESET_NAMES)}")
-    return _preset(name).replace(**overrides)
+    return _preset(check_choice("preset", name, PRESET_NAMES)).replace(**overrides)
 
 
 @functools.lru_cache(maxsize=None)

@@ -5,6 +5,7 @@ import os
 
 
 from ...errors import ConfigError
+from ..checks import check_choice
 from .digits import load_digits
 from .imageset import ImageSet
 from ..seeding import generator
@@ -18,10 +19,9 @@ SHAPES_DEFAULT_N = {"train": 50_000, "test": 10_000}
 
 
 def _check(name: str, split: str, n: int | None) -> None:
-    if not isinstance(name, str) or name.lower() not in BASE_SETS:
-        raise ConfigError(f"name: unknown base set {name!r}; valid names are {', '.join(BASE_SETS)}")
-    if split not in SPLITS:
-        raise ConfigError(f"split: expected one of {SPLITS}, got {split!r}")
+    if not isinstance(name, str) or name.lower() not in BASE_SETS:  # names are case-insensitive
+        check_choice("name", name, BASE_SETS)
+    check_choice("split", split, SPLITS)
     if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
         raise ConfigError(f"n: expected a positive int or None (the whole split), got {n!r}")
 

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 import torch
 
 from ...errors import ConfigError
+from ..checks import check_choice
 from .cues import cue_class_positions, draw_boxes_
 from .imageset import ImageSet
 from .subsets import class_order, class_ranks
@@ -74,10 +75,8 @@ def _associated(simple_labels: torch.Tensor, classes: torch.Tensor, ranks: torch
 def _validate(base: ImageSet, cue: str, view: str, proportion: float, simple: ImageSet | None) -> None:
     if not isinstance(base, ImageSet):
         raise ConfigError(f"base: expected an ImageSet (from load_base), got {type(base).__name__}")
-    if cue not in CUES:
-        raise ConfigError(f"cue: unknown cue {cue!r}; valid cues are {', '.join(CUES)}")
-    if view not in VIEWS:
-        raise ConfigError(f"view: unknown view {view!r}; valid views are {', '.join(VIEWS)}")
+    check_choice("cue", cue, CUES)
+    check_choice("view", view, VIEWS)
     if isinstance(proportion, bool) or not isinstance(proportion, (int, float)) or not 0.0 <= proportion <= 1.0:
         raise ConfigError(f"proportion: expected a number in [0, 1], got {proportion!r}")
     if len(base) == 0:
