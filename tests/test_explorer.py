@@ -51,10 +51,12 @@ def test_bend_zero_is_the_linear_path_and_bend_one_the_trained_curve(trio):
     a, b, mid = trio
     data = _data()
     ts = [0.0, 0.3, 0.5, 1.0]
-    grid = landscape.explore(a, b, data, [0.0, 1.0], ts, midpoint=mid, bn_images=40, batch_size=16,
-                            progress=False)
-    lin = paths.evaluate_path(a, b, {"d": data}, ts, bn_images=40, batch_size=16, progress=False)
-    bez = paths.evaluate_path(a, b, {"d": data}, ts, midpoint=mid, bn_images=40, batch_size=16, progress=False)
+    train_images = _data(48, seed=5)
+    grid = landscape.explore(a, b, data, [0.0, 1.0], ts, midpoint=mid, bn_data=train_images, bn_images=40,
+                             batch_size=16, progress=False)
+    lin = paths.evaluate_path(a, b, {"d": data}, ts, train_images, bn_images=40, batch_size=16, progress=False)
+    bez = paths.evaluate_path(a, b, {"d": data}, ts, train_images, midpoint=mid, bn_images=40, batch_size=16,
+                              progress=False)
     np.testing.assert_allclose(grid.loss[0], lin.loss["d"], rtol=1e-5)
     np.testing.assert_allclose(grid.acc[0], lin.acc["d"])
     np.testing.assert_allclose(grid.loss[1], bez.loss["d"], rtol=1e-5)
@@ -75,14 +77,14 @@ def test_interpolated_bn_keeps_endpoint_statistics_and_probs_match(trio):
     np.testing.assert_allclose(grid.probs.sum(-1), 1.0, rtol=1e-5)
     assert grid.labels.tolist() == data.labels[idx].tolist()
     # re-estimating at the midpoint gives a different model than interpolating the statistics
-    again = landscape.explore(a, b, data, [0.0], [0.5], bn="reestimate", progress=False)
+    again = landscape.explore(a, b, data, [0.0], [0.5], bn="reestimate", bn_data=_data(32, seed=4), progress=False)
     assert again.loss[0, 0] != pytest.approx(grid.loss[0, 1], rel=1e-3)
 
 
 def test_round_trip(trio):
     a, b, mid = trio
     grid = landscape.explore(a, b, _data(16), [0.0, 0.5], [0.0, 1.0], midpoint=mid, sample_index=[1, 2],
-                            progress=False)
+                             bn_data=_data(16, seed=2), progress=False)
     back = landscape.ExplorerGrid.from_dict(grid.to_dict())
     for name in ("bends", "ts", "loss", "acc", "probs", "sample_index", "labels"):
         np.testing.assert_array_equal(getattr(back, name), getattr(grid, name))
@@ -96,10 +98,11 @@ def test_round_trip(trio):
     (dict(bends=[0.0], ts=[0.0, 1.5]), "ts"),
     (dict(bends=[0.0], sample_index=[99]), "sample_index"),
     (dict(bends=[0.0], batch_size=0), "batch_size"),
+    (dict(bends=[0.0], bn_data=None), "bn_data"),
 ])
 def test_bad_arguments(trio, kwargs, word):
     a, b, _ = trio
-    args = dict(ts=[0.0, 1.0], progress=False)
+    args = dict(ts=[0.0, 1.0], progress=False, bn_data=_data(16, seed=2))
     args.update(kwargs)
     with pytest.raises(ConfigError, match=word):
         landscape.explore(a, b, _data(16), **args)
@@ -116,7 +119,7 @@ def test_frames_widget_has_one_png_per_grid_point(trio):
     a, b, mid = trio
     data = _data(16)
     grid = landscape.explore(a, b, data, [0.0, 1.0], [0.0, 0.5, 1.0], midpoint=mid, sample_index=[0, 1],
-                            progress=False)
+                             bn_data=_data(16, seed=2), progress=False)
     images = data.subset(torch.tensor([0, 1]))
     box = explorer.frames_widget(grid, images, dpi=30, start=(1, 2), progress=False)
     outer = box.children[-1]

@@ -79,12 +79,13 @@ def frames_widget(grid: landscape.ExplorerGrid, images: ImageSet, labels: Sequen
 
 
 def live_widget(model_a: nn.Module, model_b: nn.Module, midpoint: StateDict, data: ImageSet,
-                sample_index: Sequence[int], ts: Sequence[float], *, bn_images: int = 500,
+                sample_index: Sequence[int], ts: Sequence[float], *, bn_data: ImageSet, bn_images: int = 500,
                 batch_size: int = 1000, labels: Sequence[str] = ("A", "B"), dpi: int = FRAME_DPI):
     """Sliders for the bend and t that recompute the path when moved (needs a running kernel).
 
     A new bend evaluates its whole loss curve at ``ts`` plus the chosen t
-    (on ``data``, so pass a few hundred images to keep it interactive); curves
+    (on ``data``, so pass a few hundred images to keep it interactive), with
+    BatchNorm re-estimated on ``bn_images`` training images of ``bn_data``; curves
     are remembered per (bend, t) so moving back is instant.
     """
     import ipywidgets as w
@@ -98,7 +99,7 @@ def live_widget(model_a: nn.Module, model_b: nn.Module, midpoint: StateDict, dat
         if key not in memo:
             grid_ts = np.union1d(ts_arr, [key[1]])
             memo[key] = landscape.explore(model_a, model_b, data, [key[0]], grid_ts, midpoint=midpoint,
-                                sample_index=sample_index, bn_images=bn_images, batch_size=batch_size,
+                                sample_index=sample_index, bn_data=bn_data, bn_images=bn_images, batch_size=batch_size,
                                 progress=False)
         grid = memo[key]
         return figure_png(render_frame(grid, 0, int(np.searchsorted(grid.ts, key[1])), images, labels), dpi=dpi)

@@ -70,6 +70,7 @@ class Preset:
     ft_lr: float = 0.01
     ft_weight_decay: float = 1e-4
     ft_batch_size: int = 128
+    llrt_lr: float = 30.0            # learning rate of LLRT's linear head (the authors': 30, for 200 epochs)
     cbft_epochs: int = 20
     cbft_lr: float = 0.01
     cbft_margin: float = 1.0
@@ -168,6 +169,7 @@ _DECLARED: dict[str, Range] = {
     "ft_lr": _POSITIVE,
     "ft_weight_decay": _NON_NEGATIVE,
     "ft_batch_size": _AT_LEAST_1,
+    "llrt_lr": _POSITIVE,
     "cbft_epochs": _AT_LEAST_1,
     "cbft_lr": _POSITIVE,
     "cbft_margin": _NON_NEGATIVE,

@@ -337,7 +337,7 @@ def compute_scratch_midpoint(cfg: Preset, n: Node, inputs: list[Any], progress: 
 def _finetune_settings(n: Node) -> tuple[str, ...]:
     common = _train_data(n) + ("ft_batch_size", "ft_weight_decay", "momentum", "max_batches")
     if n.method in finetune.METHODS:
-        return common + ("ft_epochs", "ft_lr")
+        return common + ("ft_epochs", "ft_lr") + (("llrt_lr",) if n.method in ("llrt", "lpft") else ())
     settings = ("cbft_epochs", "cbft_lr", "cbft_margin", "cbft_warmup_epochs", "n_cue", "proportion")
     return common + settings + (() if n.method == "cbft-no-invariance" else ("cbft_lambda",))
 
@@ -355,7 +355,7 @@ def compute_finetuned(cfg: Preset, n: Node, inputs: list[Any], progress: bool) -
     tuned, history = finetune.run(n.method, start, zoo.clean_subset(cfg, n.seed, n.n_clean, n.cue), sgd,
                                   epochs=cfg.ft_epochs, batch_size=cfg.ft_batch_size,
                                   seed=role_seed("finetune", seed=n.seed, cue=n.cue), progress=progress,
-                                  max_batches=cfg.max_batches)
+                                  max_batches=cfg.max_batches, head_lr=cfg.llrt_lr)
     return {"state": _state(tuned), "history": history}
 
 
