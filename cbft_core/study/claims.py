@@ -22,6 +22,7 @@ chapter, and checks nothing at the ``tiny`` preset, which trains for seconds.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
@@ -73,9 +74,9 @@ class Outcome:
 
     @property
     def verdict(self) -> str:
-        """``"holds"``, ``"does not hold"`` or ``"reported"``."""
+        """``"holds"``, ``"does not hold"``, ``"reported"`` or ``"not checked"`` (at an unchecked preset)."""
         if self.holds is None:
-            return "reported"
+            return "reported" if self.claim.reported else "not checked"
         return "holds" if self.holds else "does not hold"
 
     def sentence(self) -> str:
@@ -135,7 +136,7 @@ def _cue100(c: Claim, r: Results) -> Outcome:
                    f"{fmt_loss(r['paths']['cue-nocue']['barrier'])}; cue100 model rand-img "
                    f"{fmt_pct(r['models']['cue100']['rand_img'])}, clean {fmt_pct(r['models']['cue100']['clean'])}",
                    {"cue100_nocue": full, "cue_nocue": part},
-                   f"the barrier from the model trained with the box on every image is {rel} the one from the "
+                   f"the barrier from the model trained with the cue on every image is {rel} the one from the "
                    f"model trained with it on part of the data")
 
 
@@ -286,7 +287,7 @@ CLAIMS: dict[str, Claim] = {c.id: c for c in (
           "cue-nocue ≥ {barrier_min:g} and ≥ {x_control:g}× the larger same-mechanism control, "
           "and above both controls on every seed",
           {"barrier_min": 0.1, "x_control": 3.0}, ("paths",), _mechanism_barrier),
-    Claim("cue100-barrier", "Barrier from a model that sees the box on every image",
+    Claim("cue100-barrier", "Barrier from a model trained with the cue on every image",
           "this book (a variant of the paper's cue-proportion study)", "reported, no criterion", {},
           ("models", "paths"), _cue100, reported=True),
     Claim("quadratic-connects", "A quadratic path connects the cue and cue-free models",
@@ -308,7 +309,7 @@ CLAIMS: dict[str, Claim] = {c.id: c for c in (
           f"{_PAPER}: connectivity-based fine-tuning",
           "rand-img within [{low_x_chance:g}×, {high_x_chance:g}×] chance",
           {"low_x_chance": 0.5, "high_x_chance": 1.5}, ("finetune",), _cbft_removes_cue),
-    Claim("cbft-invariant", "CBFT makes the model invariant to the cue (the box neither helps nor hurts)",
+    Claim("cbft-invariant", "CBFT makes the model invariant to the cue (the cue neither helps nor hurts)",
           f"{_PAPER}: connectivity-based fine-tuning", "cue-view and rand-cue accuracy each within {points_pct:g} points of clean",
           {"points": 0.05, "points_pct": 5.0}, ("finetune",), _cbft_invariant),
     Claim("cbft-accuracy", "CBFT costs little clean accuracy", f"{_PAPER}: connectivity-based fine-tuning",
@@ -329,15 +330,24 @@ def claim(claim_id: str) -> Claim:
 
 
 def evaluate(claim_id: str, results: Results) -> Outcome:
-    """Claim ``claim_id`` checked on ``results`` (which must hold the parts the claim needs)."""
+    """Claim ``claim_id`` checked on ``results`` (which must hold the parts the claim needs).
+
+    When ``results["preset"]`` names a preset of :data:`UNCHECKED_PRESETS`, the
+    numbers are measured but no verdict is given (``"not checked"``).
+    """
     c = claim(claim_id)
     missing = [part for part in (*c.needs, "chance") if part not in results]
     if missing:
         raise ConfigError(f"results: claim {claim_id!r} needs {missing}, which the results do not hold")
     try:
-        return c.measure(c, results)
+        outcome = c.measure(c, results)
     except KeyError as exc:
         raise ConfigError(f"results: claim {claim_id!r} needs entry {exc}, which the results do not hold") from None
+    preset = results.get("preset")
+    if preset in UNCHECKED_PRESETS and not c.reported:
+        return dataclasses.replace(outcome, holds=None,
+                                   detail=f"the {preset} preset trains for seconds")
+    return outcome
 
 
 def evaluate_all(results: Results, ids: Sequence[str] | None = None) -> list[Outcome]:

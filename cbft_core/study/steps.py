@@ -199,8 +199,9 @@ def epoch_images(n: int, batch_size: int, max_batches: int | None = None) -> int
 
 def _path_images(cfg: Preset, points: int, sets: int) -> int:
     """Images through the network along a path: at each point, BatchNorm re-estimated once on training
-    images, then ``sets`` test views evaluated."""
-    return points * (min(cfg.bn_images, cfg.n_train) + sets * cfg.n_test)
+    images, then ``sets`` views of the ``eval_split`` split evaluated."""
+    scored = cfg.n_test if cfg.eval_split == "test" else cfg.n_train
+    return points * (min(cfg.bn_images, cfg.n_train) + sets * scored)
 
 
 def finetune_train_images(cfg: Preset, method: str, n_clean: int) -> int:
@@ -380,7 +381,7 @@ def compute_views(cfg: Preset, n: Node, inputs: list[Any], progress: bool) -> di
     return zoo.view_accuracies(model, zoo.test_views(cfg, n.cue), cfg.eval_batch_size)
 
 
-_PATH = ("n_train", "bn_images", "bn_average", "eval_batch_size")  # and the test views; BN data: clean training images
+_PATH = ("n_train", "bn_images", "bn_average", "eval_batch_size", "eval_split")  # and the views; BN: clean training images
 
 
 def _path_settings(n: Node) -> tuple[str, ...]:
@@ -401,7 +402,7 @@ def compute_path(cfg: Preset, n: Node, inputs: list[Any], progress: bool) -> dic
     """
     model_a, model_b, *midpoint = inputs
     points = cfg.path_points if n.curve == "linear" else cfg.switch_points
-    result = paths.evaluate_path(model_a, model_b, zoo.test_views(cfg, n.cue), np.linspace(0.0, 1.0, points),
+    result = paths.evaluate_path(model_a, model_b, zoo.path_views(cfg, n.cue), np.linspace(0.0, 1.0, points),
                                  zoo.bn_data(cfg, n.cue), midpoint=midpoint[0] if midpoint else None,
                                  bn_images=cfg.bn_images, bn_average=cfg.bn_average,
                                  batch_size=cfg.eval_batch_size, progress=progress)
@@ -423,8 +424,7 @@ def compute_summary(cfg: Preset, n: Node, inputs: list[Any], progress: bool) -> 
     rand-img accuracy): half the cost of all four views.
     """
     tuned, original = inputs
-    views = zoo.test_views(cfg, n.cue)
-    on_path = {name: views[name] for name in SUMMARY_PATH_VIEWS}
+    on_path = {name: view for name, view in zoo.path_views(cfg, n.cue).items() if name in SUMMARY_PATH_VIEWS}
     result = paths.evaluate_path(original, tuned.model, on_path, np.linspace(0.0, 1.0, cfg.path_points),
                                  zoo.bn_data(cfg, n.cue), bn_images=cfg.bn_images, bn_average=cfg.bn_average,
                                  batch_size=cfg.eval_batch_size, progress=progress)
@@ -432,7 +432,7 @@ def compute_summary(cfg: Preset, n: Node, inputs: list[Any], progress: bool) -> 
     mid = int(np.argmin(np.abs(result.ts - 0.5)))
     chord = (1 - result.ts[mid]) * result.loss["cue"][0] + result.ts[mid] * result.loss["cue"][-1]
     return {
-        "views": zoo.view_accuracies(tuned.model, views, cfg.eval_batch_size),
+        "views": zoo.view_accuracies(tuned.model, zoo.test_views(cfg, n.cue), cfg.eval_batch_size),
         "barrier_to_cue": height,
         "barrier_t": t_max,
         "midpoint_loss_to_cue": float(result.loss["cue"][mid] - chord),

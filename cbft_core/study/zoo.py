@@ -75,6 +75,14 @@ def test_views(cfg: Preset, cue: str = "box") -> dict[str, ImageSet]:
     )
 
 
+def path_views(cfg: Preset, cue: str = "box") -> dict[str, ImageSet]:
+    """The counterfactual views on which paths are scored: of the ``cfg.eval_split`` split (the book: test)."""
+    if cfg.eval_split == "test":
+        return test_views(cfg, cue)
+    return data.counterfactual_views(base_set(cfg, "train"), cue=cue, seed=DATA_SEED,
+                                     simple=_simple_for(cfg, cue, "train"))
+
+
 def build_model(cfg: Preset, cue: str = "box", seed: int | None = None) -> nn.Module:
     """A model of ``cfg`` for inputs of the given cue type, initialised from ``seed`` (None: the global RNG)."""
     shape = (3, 64, 32) if cue == "dominoes" else (3, 32, 32)
