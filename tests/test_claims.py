@@ -200,3 +200,13 @@ def test_the_method_bars_draw_the_floor_of_the_naive_claim(monkeypatch):
     fig = plots.method_bars({"n = 10": {"FT": [0.5, 0.6]}}, ("θc", [0.9]), CHANCE, "rand-img accuracy")
     floor = [line for line in fig.axes[0].lines if line.get_label() == "4 × chance"]
     assert len(floor) == 1 and floor[0].get_ydata()[0] == pytest.approx(4.0 * CHANCE)
+
+
+def test_an_ablation_reports_the_share_of_cbfts_change_it_undoes():
+    # FT 0.45, CBFT 0.1: without the barrier 0.17 gives back 20 % of the drop; without invariance, none
+    undone = claims.evaluate("ablation-no-barrier", results()).numbers["undone"]
+    assert undone == pytest.approx((0.17 - 0.1) / (0.45 - 0.1))
+    assert claims.evaluate("ablation-no-invariance", results()).numbers["undone"] == pytest.approx(-0.02 / 0.35)
+    without_ft = results()
+    del without_ft["finetune"]["ft"]
+    assert "undone" not in claims.evaluate("ablation-no-barrier", without_ft).numbers

@@ -336,3 +336,24 @@ def test_shared_tasks_are_the_nodes_two_units_consume(proportions):
         assert all(n.seed == seed for _, n in found)
     single = sweep.make_grid("tiny", [0], [0.8], ["box"], ["ft"], **SMALL)
     assert sweep.shared_nodes(single, single.units()) == {("box", 0): []}  # one unit shares nothing
+
+
+def test_a_unit_without_fine_tuning_feeds_the_claims_at_each_proportion():
+    """The cue-proportion study of chapter 6: units with no method, read back per proportion as claims' results."""
+    from cbft_core.study import claims
+
+    grid = sweep.make_grid("tiny", [0, 1], [0.6, 1.0], ["box"], methods=(), **SMALL)
+    results = {u: graph.result(grid.unit_cfg(u), "unit", seed=u.seed, cue=u.cue, methods=(), progress=False)
+               for u in grid.units()}
+    assert all(r["finetune"] == {} for r in results.values())
+    doc = sweep.assemble(grid, results, {})
+    at = sweep.results_at(doc, "box", 1.0)
+    assert at["seeds"] == [0, 1] and "finetune" not in at
+    assert at["paths"]["cue-nocue"]["barrier"] == [results[sweep.Unit("box", 1.0, s)]["barriers"]["cue-nocue"]
+                                                   for s in (0, 1)]
+    assert at["models"]["cue"]["rand_img"] == [results[sweep.Unit("box", 1.0, s)]["models"]["cue"]["rand_img"]
+                                               for s in (0, 1)]
+    outcomes = claims.evaluate_all(at, ["cue-reliance", "mechanism-barrier"])
+    assert [o.verdict for o in outcomes] == ["not checked", "not checked"]
+    with pytest.raises(ConfigError, match="no unit"):
+        sweep.results_at(doc, "box", 0.7)

@@ -227,16 +227,22 @@ def _cbft_basin(c: Claim, r: Results) -> Outcome:
 
 
 def _ablation(method: str) -> Callable[[Claim, Results], Outcome]:
+    """An ablation's numbers; with FT in the results also ``undone``: the share of CBFT's drop in rand-img
+    from FT's that removing the term gives back (0: the term changes nothing, 1: back at FT)."""
     def measure(c: Claim, r: Results) -> Outcome:
         a, cb = r["finetune"][method], r["finetune"]["cbft"]
         chance = float(r["chance"])
+        numbers = {"rand_img": _mean(a["rand_img"]), "cbft_rand_img": _mean(cb["rand_img"]),
+                   "clean": _mean(a["clean"]), "cue": _mean(a["cue"])}
+        if "ft" in r["finetune"]:
+            numbers["ft_rand_img"] = ft = _mean(r["finetune"]["ft"]["rand_img"])
+            drop = ft - numbers["cbft_rand_img"]
+            numbers["undone"] = (numbers["rand_img"] - numbers["cbft_rand_img"]) / drop if drop > 0 else float("nan")
         return Outcome(c, None, f"rand-img {fmt_pct(a['rand_img'])} (CBFT {fmt_pct(cb['rand_img'])}), "
                                 f"clean {fmt_pct(a['clean'])}, cue {fmt_pct(a['cue'])}, "
-                                f"barrier to θc {fmt_loss(a['barrier_to_cue'])}",
-                       {"rand_img": _mean(a["rand_img"]), "cbft_rand_img": _mean(cb["rand_img"]),
-                        "clean": _mean(a["clean"]), "cue": _mean(a["cue"])},
-                       f"rand-img {_mean(a['rand_img']) / chance:.2f}× chance against CBFT's "
-                       f"{_mean(cb['rand_img']) / chance:.2f}×")
+                                f"barrier to θc {fmt_loss(a['barrier_to_cue'])}", numbers,
+                       f"rand-img {numbers['rand_img'] / chance:.2f}× chance against CBFT's "
+                       f"{numbers['cbft_rand_img'] / chance:.2f}×")
     return measure
 
 

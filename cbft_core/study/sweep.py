@@ -45,7 +45,7 @@ from .presets import Preset
 from .steps import FT_METHODS, STEPS, Node
 
 __all__ = ["ENGINES", "MAX_ATTEMPTS", "UNIT_THREADS", "Unit", "Grid", "make_grid", "shared_nodes",
-           "unit_results", "run", "execute", "assemble", "series"]
+           "unit_results", "run", "execute", "assemble", "series", "results_at"]
 
 ENGINES: tuple[str, ...] = ("local", "ray")
 MAX_ATTEMPTS = 3   # a task runs at most this often (Ray: max_retries = MAX_ATTEMPTS - 1)
@@ -391,3 +391,29 @@ def series(doc: Mapping[str, Any], cue: str, *path: str) -> tuple[np.ndarray, np
             means.append(float(np.mean(values)))
             stds.append(float(np.std(values)))
     return np.asarray(ps), np.asarray(means), np.asarray(stds)
+
+
+def results_at(doc: Mapping[str, Any], cue: str, proportion: float) -> dict[str, Any]:
+    """The units of ``cue`` at cue ``proportion`` as a results dict of :mod:`cbft_core.study.claims`.
+
+    Per seed (in seed order): the children's view accuracies (``models``), the
+    barriers (``paths``: ``{pair: {"barrier": [...]}}``) and, when the units
+    fine-tuned, ``finetune``; with the sweep's ``preset``, ``chance`` and ``seeds``.
+    """
+    check_choice("cue", cue, sorted(doc["units"]))
+    by_seed = doc["units"][cue].get(proportion_key(proportion))
+    if not by_seed:
+        raise ConfigError(f"sweep: no unit of cue {cue!r} at proportion {proportion:g}")
+    seeds = sorted(by_seed, key=int)
+    units = [by_seed[s] for s in seeds]
+
+    def gather(part: str) -> dict[str, dict[str, list[float]]]:
+        return {name: {k: [float(u[part][name][k]) for u in units] for k in block}
+                for name, block in units[0][part].items()}
+
+    out = {"preset": doc["preset"], "cue": cue, "seeds": [int(s) for s in seeds], "chance": doc["chance"],
+           "models": gather("models"),
+           "paths": {pair: {"barrier": [float(u["barriers"][pair]) for u in units]} for pair in units[0]["barriers"]}}
+    if units[0]["finetune"]:
+        out["finetune"] = gather("finetune")
+    return out
