@@ -356,7 +356,8 @@ def compute_finetuned(cfg: Preset, n: Node, inputs: list[Any], progress: bool) -
     tuned, history = finetune.run(n.method, start, zoo.clean_subset(cfg, n.seed, n.n_clean, n.cue), sgd,
                                   epochs=cfg.ft_epochs, batch_size=cfg.ft_batch_size,
                                   seed=role_seed("finetune", seed=n.seed, cue=n.cue), progress=progress,
-                                  max_batches=cfg.max_batches, head_lr=cfg.llrt_lr)
+                                  max_batches=cfg.max_batches,
+                                  **({"head_lr": cfg.llrt_lr} if n.method in ("llrt", "lpft") else {}))
     return {"state": _state(tuned), "history": history}
 
 
