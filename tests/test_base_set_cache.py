@@ -8,6 +8,7 @@ import pytest
 import torch
 
 import cbft_core
+from cbft_core.errors import CacheUnwritableError
 from cbft_core.kernels import data
 from cbft_core.kernels.data import ImageSet, shapes
 from cbft_core.study import cache, codehash, steps, zoo
@@ -94,3 +95,14 @@ def test_the_steps_keys_do_not_hash_the_disk_copy():
     assert "cbft_core.study.zoo._load_base" in functions
     assert not [f for f in functions if f.startswith(("cbft_core.study.cache", "cbft_core.study.codehash"))
                 or f.endswith(("_on_disk", "base_set_key_document"))]
+
+
+def test_a_cache_that_cannot_be_written_still_gives_the_set(fresh_cache, monkeypatch):
+    """A shared read-only cache (the models readable, nothing writable): the set is generated, not stored."""
+    def refuse(path, *args, **kwargs):
+        raise CacheUnwritableError(f"cannot write to the cache folder {path} (read-only)")
+
+    monkeypatch.setattr(cache, "save_model", refuse)
+    made = zoo._load_base("shapes", "test", 20)
+    assert _same(made, data.load_base("shapes", "test", n=20, seed=zoo.DATA_SEED))
+    assert not list(fresh_cache.rglob("*.pt"))

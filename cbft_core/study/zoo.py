@@ -16,7 +16,7 @@ from typing import Callable, Mapping
 import torch
 from torch import nn
 
-from ..errors import ConfigError
+from ..errors import CacheUnwritableError, ConfigError
 from ..kernels import data, models, train
 from ..kernels.data.imageset import ImageSet
 from ..kernels.optim import SGDConfig
@@ -58,20 +58,30 @@ def base_set_key_document(name: str, split: str, n: int | None) -> dict[str, obj
 
 
 def _on_disk(load: Callable[[str, str, int | None], ImageSet]) -> Callable[[str, str, int | None], ImageSet]:
-    """``load`` with the sets of :data:`STORED_SETS` read from the cache (``base-set/<key>.pt``) when there."""
+    """``load`` with the sets of :data:`STORED_SETS` read from the cache (``base-set/<key>.pt``) when there.
+
+    A set missing from the cache is generated and stored; in a cache that cannot be written (a shared,
+    read-only one holding the models) it is generated on every call, as before, instead of failing.
+    """
 
     @functools.wraps(load)
     def stored(name: str, split: str, n: int | None) -> ImageSet:
         if name not in STORED_SETS:
             return load(name, split, n)
         document = base_set_key_document(name, split, n)
-
-        def generate() -> dict[str, object]:
-            made = load(name, split, n)
-            return {"images": made.images, "labels": made.labels, "classes": list(made.classes)}
-
-        entry = cache.cached("base-set", cache.config_key(document), generate, meta=document)
-        return ImageSet(entry["images"], entry["labels"], tuple(entry["classes"]))
+        key = cache.config_key(document)
+        path = cache.entry_path("base-set", key)
+        hit, entry = cache.lookup(path, cache.load_model)
+        if hit and entry[1].get("key") == key:
+            state = entry[0]
+            return ImageSet(state["images"], state["labels"], tuple(state["classes"]))
+        made = load(name, split, n)
+        try:
+            cache.save_model(path, {"images": made.images, "labels": made.labels, "classes": list(made.classes)},
+                             {**document, "kind": "base-set", "key": key})
+        except CacheUnwritableError:
+            pass
+        return made
 
     return stored
 
