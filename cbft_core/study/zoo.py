@@ -24,8 +24,8 @@ from ..kernels.seeding import role_seed
 from . import cache, codehash
 from .presets import Preset
 
-__all__ = ["DATA_SEED", "STORED_SETS", "base_set_key_document", "resolve_device", "base_set", "simple_set", "train_set", "test_views", "build_model",
-           "load_model", "sgd", "fit", "bn_data", "clean_subset", "cue_subset", "view_accuracies"]
+__all__ = ["DATA_SEED", "STORED_SETS", "base_set_key_document", "resolve_device", "base_set", "simple_set",
+           "train_set", "test_views", "build_model", "load_model", "sgd", "fit", "bn_data", "clean_subset", "cue_subset", "view_accuracies"]
 
 DATA_SEED = 0  # the data set is fixed across replicates
 STORED_SETS: tuple[str, ...] = ("shapes", "digits")  # generated (or bundled with scikit-learn): kept on disk
@@ -51,8 +51,6 @@ def base_set_key_document(name: str, split: str, n: int | None) -> dict[str, obj
     normalised code of ``load_base`` and of every module it imports (the generator, its recipe), the
     values their module-level constants have in this process (a recipe set at run time), and torch's
     version (its random streams). Whatever changes the images changes one of these."""
-    import torch
-
     return {"set": name, "split": split, "n": n, "seed": DATA_SEED, "code": codehash.module_digest(_GENERATOR),
             "constants": codehash.module_constants(_GENERATOR), "torch": torch.__version__}
 
@@ -93,7 +91,7 @@ _load_base = functools.lru_cache(maxsize=8)(_on_disk(_load_base.__wrapped__))
 
 
 def base_set(cfg: Preset, split: str = "train") -> ImageSet:
-    """The complex base images of ``cfg`` (memoised in-process)."""
+    """The complex base images of ``cfg`` (memoised in-process; a generated set also on disk)."""
     return _load_base(cfg.dataset, split, cfg.n_train if split == "train" else cfg.n_test)
 
 
