@@ -12,12 +12,15 @@ after a warm-up epoch (the best of ``--repeats`` timed epochs counts).
 On the CPU every variant runs the same arithmetic (bf16 matrix products are
 slow there), so only a GPU run says anything about the path.
 
-The device's peak is measured in the same run: the best of a few large
-matrix products in float32 and in bfloat16 (TF32 off). A training image costs
-the FLOPs that ``torch.utils.flop_counter`` counts for one forward and
-backward pass; achieved FLOP/s over the peak of the same precision is the
-fraction printed. ``--path`` also times ``paths.evaluate_path`` for one pair
-(11 points, the four counterfactual views of ``--n-test`` images).
+The device's ceiling is measured in the same run: the roofline of the model's
+own conv layers (``workloads.ConvChain``, as ``bench_roofline.py`` measures
+it: the same shapes alone, forward + backward, the faster of NCHW and
+channels-last, at the benchmark's batch), in float32 (TF32 off) and in
+bfloat16. A training image costs the conv FLOPs counted analytically
+(``workloads.training_flops``); achieved FLOP/s over the roofline of the same
+precision is the fraction printed. ``--path`` also times
+``paths.evaluate_path`` for one pair (11 points, the four counterfactual
+views of ``--n-test`` images).
 
     python benchmarks/bench_gpu_path.py                      # the paper's VGG-13, batch 256, 10 000 images
     python benchmarks/bench_gpu_path.py --n 50000 --path     # a paper-scale epoch and one pair's path
@@ -31,10 +34,12 @@ import time
 
 import torch
 import torch.nn.functional as F
-from torch.utils.flop_counter import FlopCounterMode
 
+from cbft_core.errors import NonFiniteLossError
 from cbft_core.kernels import models, paths, train
 from cbft_core.kernels.data import ImageSet, counterfactual_views, load_base
+from cbft_core.kernels.optim import SGDConfig
+from workloads import ConvChain, conv_layers, training_flops
 
 
 def sync(device: torch.device) -> None:
@@ -60,30 +65,25 @@ def host_fed_epoch(model: torch.nn.Module, data: ImageSet, batch_size: int, seed
         x = (data.images[idx].float() / 127.5 - 1.0).to(device, non_blocking=True)
         y = data.labels[idx].to(device, non_blocking=True)
         loss = F.cross_entropy(model(x), y)
-        train.check_finite(loss, desc="baseline", epoch=1, step=start // batch_size + 1)
+        if not bool(torch.isfinite(loss)):  # a host synchronisation every step, as that loop had
+            raise NonFiniteLossError(f"baseline: non-finite loss at step {start // batch_size + 1}")
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
 
 
-def flops_per_image(model: torch.nn.Module, shape: tuple[int, ...], device: torch.device, batch: int = 8) -> float:
-    """FLOPs of one forward + backward pass per image, as torch.utils.flop_counter counts them."""
-    x = torch.zeros(batch, *shape, device=device)
-    y = torch.zeros(batch, dtype=torch.int64, device=device)
-    counter = FlopCounterMode(display=False)
-    with counter:
-        F.cross_entropy(model(x), y).backward()
-    model.zero_grad(set_to_none=True)
-    return counter.get_total_flops() / batch
-
-
-def peak_flops(device: torch.device, dtype: torch.dtype, size: int, repeats: int = 5) -> float:
-    """Best FLOP/s of ``size``×``size`` matrix products on ``device`` (10 per timing)."""
-    a = torch.randn(size, size, device=device, dtype=dtype)
-    b = torch.randn(size, size, device=device, dtype=dtype)
-    a @ b  # warm-up
-    best = min(timed(lambda: [a @ b for _ in range(10)], device) for _ in range(repeats))
-    return 10 * 2 * size ** 3 / best
+def conv_roofline(model: torch.nn.Module, shape: tuple[int, ...], batch: int, device: torch.device,
+                  dtype: torch.dtype, repeats: int = 3) -> float:
+    """Best FLOP/s of forward + backward of the model's conv layers alone (NCHW or channels-last) on ``device``."""
+    layers = conv_layers(model.cpu(), shape)
+    flops = batch * training_flops([s for _, s in layers])
+    best = 0.0
+    for channels_last in (False, True):
+        chain = ConvChain(layers, batch, channels_last, device=device, dtype=dtype)
+        chain.forward_backward()  # warm-up: allocator, algorithm search
+        seconds = min(timed(chain.forward_backward, device) for _ in range(repeats))
+        best = max(best, flops / seconds)
+    return best
 
 
 def main() -> None:
@@ -112,9 +112,11 @@ def main() -> None:
         model.load_state_dict(init)
         return model
 
+    sgd = SGDConfig(lr=0.01, momentum=0.9, weight_decay=1e-4, schedule="constant")
+
     def ours(**kwargs):
-        return lambda model: train.fit(model, data, epochs=1, lr=0.01, batch_size=args.batch, momentum=0.9,
-                                       weight_decay=1e-4, schedule="constant", seed=1, progress=False, **kwargs)
+        return lambda model: train.fit(model, data, sgd, epochs=1, batch_size=args.batch, seed=1, progress=False,
+                                       **kwargs)
 
     variants = {
         "host-fed fp32 NCHW (baseline)": lambda model: host_fed_epoch(model, data, args.batch, 1, device),
@@ -128,30 +130,32 @@ def main() -> None:
         epoch(model)  # warm-up epoch: allocator, cuDNN algorithm search
         rates[name] = args.n / min(timed(lambda: epoch(model), device) for _ in range(args.repeats))
 
-    per_image = flops_per_image(fresh(), shape, device)
-    size = 8192 if device.type == "cuda" else 1024
-    peaks = {"fp32": peak_flops(device, torch.float32, size), "bf16": peak_flops(device, torch.bfloat16, size)}
+    probe = models.build(args.model, 10, width=args.width, in_shape=shape)
+    per_image = training_flops([s for _, s in conv_layers(probe, shape)])
+    peaks = {"fp32": conv_roofline(probe, shape, args.batch, device, torch.float32),
+             "bf16": conv_roofline(probe, shape, args.batch, device, torch.bfloat16)}
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)"
     base = rates["host-fed fp32 NCHW (baseline)"]
     print(f"device: {name}; {args.model} width {args.width:g}, batch {args.batch}, {args.n} images of {shape}")
-    print(f"model: {per_image / 1e9:.4f} GFLOP per training image; measured peak: "
-          f"{peaks['fp32'] / 1e9:.0f} GFLOP/s fp32, {peaks['bf16'] / 1e9:.0f} GFLOP/s bf16 (matmul {size})")
-    print(f"{'variant':38s} {'images/s':>10s} {'vs baseline':>12s} {'of peak':>8s}")
+    print(f"model: {per_image / 1e9:.4f} GFLOP (conv layers) per training image; conv roofline: "
+          f"{peaks['fp32'] / 1e9:.0f} GFLOP/s fp32, {peaks['bf16'] / 1e9:.0f} GFLOP/s bf16 (batch {args.batch})")
+    print(f"{'variant':38s} {'images/s':>10s} {'vs baseline':>12s} {'of roofline':>11s}")
     rows = []
     for variant, rate in rates.items():
         peak = peaks["bf16" if "bf16" in variant else "fp32"]
         fraction = rate * per_image / peak
-        rows.append({"variant": variant, "images_per_s": rate, "ratio": rate / base, "fraction_of_peak": fraction})
-        print(f"{variant:38s} {rate:10.0f} {rate / base:11.2f}x {100 * fraction:7.1f}%")
+        rows.append({"variant": variant, "images_per_s": rate, "ratio": rate / base, "fraction_of_roofline": fraction})
+        print(f"{variant:38s} {rate:10.0f} {rate / base:11.2f}x {100 * fraction:10.1f}%")
     result = {"device": name, "model": args.model, "width": args.width, "batch": args.batch, "n": args.n,
-              "flops_per_image": per_image, "peak_flops": peaks, "rows": rows}
+              "flops_per_image": per_image, "conv_roofline_flops": peaks, "rows": rows}
 
     if args.path:
         test = load_base("shapes", "test", n=args.n_test, seed=0)
         views = counterfactual_views(test, "box", seed=0)
         a, b = fresh().eval(), models.build(args.model, 10, width=args.width, in_shape=shape, seed=1).to(device).eval()
         ts = torch.linspace(0, 1, 11).tolist()
-        run = lambda: paths.evaluate_path(a, b, views, ts, batch_size=1000, progress=False)  # noqa: E731
+        bn = load_base("shapes", "train", n=2000, seed=0)
+        run = lambda: paths.evaluate_path(a, b, views, ts, bn, batch_size=1000, progress=False)  # noqa: E731
         run()
         seconds = timed(run, device)
         print(f"evaluate_path, one pair: 11 points x 4 views x {args.n_test} images in {seconds:.2f} s")

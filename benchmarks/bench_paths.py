@@ -12,17 +12,14 @@ reference code's choice), batches of 512, ``inference_mode``.
 Both use the same models (cnn, width 1, 10 classes), the same four
 counterfactual test views of 1000 images each, the same BN images and 11
 points; the script checks that both give the same losses and prints both
-times and their ratio. A second comparison uses each set's own images for BN
-(``bn_data="same"``) in both. Run: ``python benchmarks/bench_paths.py``.
-Target: >= 4x.
+times and their ratio. Run: ``python benchmarks/bench_paths.py``.
+Target: >= 4x. (``bench_levers.py eval`` compares the evaluation levers
+against the same per-view BN loop, interleaved.)
 
 What bounds the ratio: per t the baseline passes 4 x (2000 BN + 1000
 evaluated) = 12 000 images through the network, ``evaluate_path`` 2000 +
 4 x 1000 = 6000 with the shared source, so the work ratio is 2; the rest is
-batch size and per-t model construction. With ``bn_data="same"`` (the book's
-default) each 1000-image set is its own BN data, which ``evaluate_path``
-re-estimates and evaluates in one pass (``paths.one_pass_logits``): 4000
-images per t against the baseline's 4 x (1000 + 1000) = 8000.
+batch size and per-t model construction.
 """
 from __future__ import annotations
 
@@ -93,7 +90,6 @@ def main() -> None:
     reference_evaluate_path(state_a, state_b, {"clean": sets["clean"]}, ts[:1], {"clean": sets["clean"]})  # warm-up
     for label, bn_ref, bn_ours, n_bn in (
         ("shared clean-train BN source", {k: clean_train for k in sets}, clean_train, args.n_bn),
-        ("bn_data='same' (own images)", {k: v.subset(slice(0, args.n_bn)) for k, v in sets.items()}, "same", args.n_bn),
     ):
         t_ref, ref = best_time(lambda: reference_evaluate_path(state_a, state_b, sets, ts, bn_ref), args.repeats)
         t_ours, res = best_time(lambda: evaluate_path(model_a, model_b, sets, ts, bn_data=bn_ours,

@@ -35,6 +35,30 @@ def _offline_cache(tmp_path_factory):
     yield
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _one_thread():
+    """Run the suite's tensor work on one thread, here and in every process it starts.
+
+    The tests' models and batches are tiny: on two threads OpenMP synchronises after every small op,
+    and on a busy machine a descheduled peer thread stalls each one (a midpoint-training test took 61 s
+    on two threads and 10 s on one at load 7). Subprocesses (chapters at the tiny preset, the command
+    line) inherit ``OMP_NUM_THREADS``; a chapter that sets its own thread count keeps it.
+    """
+    import torch
+
+    threads = torch.get_num_threads()
+    saved = {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
+    os.environ.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
 @pytest.fixture(scope="session")
 def built_book(tmp_path_factory) -> Path:
     """The book built once per test session from the committed outputs (execution off), -W -n.

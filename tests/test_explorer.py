@@ -1,6 +1,7 @@
 """The barrier explorer's grid (against paths.evaluate_path), its rendering, and the invariance measure."""
 from __future__ import annotations
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 import torch
@@ -130,6 +131,31 @@ def test_frames_widget_has_one_png_per_grid_point(trio):
         explorer.render_frame(grid, 2, 0, images)
     with pytest.raises(ConfigError):
         explorer.render_frame(grid, 0, 0, data)
+
+
+def test_frames_are_rendered_once_then_read_from_the_cache(trio, tmp_path, monkeypatch):
+    monkeypatch.setenv("CBFT_CACHE_DIR", str(tmp_path))
+    a, b, mid = trio
+    data = _data(16)
+    grid = landscape.explore(a, b, data, [0.0, 1.0], [0.0, 1.0], midpoint=mid, sample_index=[0, 1],
+                             bn_data=_data(16, seed=2), progress=False)
+    images = data.subset(torch.tensor([0, 1]))
+
+    def pngs(box):
+        return [f.value for c in box.children[-1].children for f in c.children]
+
+    first = pngs(explorer.frames_widget(grid, images, dpi=30, progress=False))
+    assert len(list((tmp_path / "explorer-frames").glob("*.pt"))) == 1
+    drawn = []
+    monkeypatch.setattr(explorer, "render_frame", lambda *args, **kwargs: drawn.append(args) or plt.figure())
+    assert pngs(explorer.frames_widget(grid, images, dpi=30, progress=False)) == first and not drawn
+    explorer.frames_widget(grid, images, dpi=31, progress=False)  # another resolution: another entry
+    assert len(drawn) == 4
+    key = explorer.frames_key(grid, images, ("A", "B"), 30)
+    with plt.rc_context({"font.family": "serif"}):
+        assert explorer.frames_key(grid, images, ("A", "B"), 30) != key
+    moved = landscape.ExplorerGrid(**{**vars(grid), "loss": grid.loss + 0.01})
+    assert explorer.frames_key(moved, images, ("A", "B"), 30) != key
 
 
 def test_pair_grid_cached_and_equal_to_direct(tmp_path, monkeypatch):

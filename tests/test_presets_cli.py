@@ -200,3 +200,16 @@ def test_execute_timed_reports_each_chapter_and_the_total(monkeypatch, capsys, t
     assert [p.name for p in ran] == ["a.ipynb", "b.ipynb"]
     assert lines[0].startswith("executed ") and lines[0].endswith(" s") and "a.ipynb" in lines[0]
     assert lines[-1].startswith("2 chapter(s) in ") and "min)" in lines[-1]
+
+
+def test_the_command_line_starts_without_torch_and_names_every_method():
+    """Parsing a command imports neither torch nor the study's steps; the sweep's default methods are all of them."""
+    from cbft_core.study.steps import FT_METHODS
+
+    assert cli.SWEEP_METHODS == FT_METHODS
+    probe = ("import sys\nfrom cbft_core.presentation import cli\n"
+             "cli.build_parser().parse_args(['chapter', 'book/01_mode_connectivity.ipynb', '--out', 'x'])\n"
+             "print('torch' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "False"

@@ -15,7 +15,6 @@ from typing import Sequence
 
 import numpy as np
 import torch
-from scipy.optimize import linear_sum_assignment
 from torch import nn
 
 from .checks import check_int
@@ -146,6 +145,8 @@ def _flatten(act: torch.Tensor) -> torch.Tensor:
 
 def match_units(corrs: Sequence[np.ndarray]) -> list[torch.Tensor]:
     """One Hungarian assignment per layer maximising total correlation; ``perm[i]`` = B's unit for A's unit i."""
+    from scipy.optimize import linear_sum_assignment  # here: scipy takes ~0.5 s to import, and only this needs it
+
     perms = []
     for corr in corrs:
         rows, cols = linear_sum_assignment(corr, maximize=True)

@@ -19,6 +19,8 @@ from typing import Any, Callable, Sequence
 from ..errors import CbftError
 from ..study.presets import PRESET_NAMES
 
+SWEEP_METHODS: tuple[str, ...] = ("ft", "llrt", "lpft", "cbft", "cbft-no-barrier", "cbft-no-invariance")
+
 __all__ = ["main", "build_parser", "toc_files", "chapters", "execute_chapter", "plan_text"]
 
 REPO = Path(__file__).resolve().parents[2]
@@ -288,8 +290,6 @@ def _cmd_sweep(args: argparse.Namespace) -> None:
 
 def _add_sweep_parser(sub: Any, preset_option: Callable[[argparse.ArgumentParser], None],
                       param_option: Callable[[argparse.ArgumentParser, str], None]) -> None:
-    from ..study.steps import FT_METHODS
-
     sweep = sub.add_parser(
         "sweep", help="run the study over seeds x cue proportions x cues, locally or on Ray",
         description="One unit per (cue, proportion, seed): children, paths and fine-tuning at that cue "
@@ -305,8 +305,10 @@ def _add_sweep_parser(sub: Any, preset_option: Callable[[argparse.ArgumentParser
                        help="ray: CPUs of the local cluster, or the most units in flight on --address")
     sweep.add_argument("--address", default=None,
                        help="ray: join the cluster at HOST:PORT (or 'auto'); without it a local one is started")
-    sweep.add_argument("--methods", nargs="*", default=list(FT_METHODS), metavar="METHOD",
-                       help=f"fine-tuning methods of every unit (default: all of {list(FT_METHODS)})")
+    # the method names are written out: importing the study's steps (and torch) for them would cost every
+    # command line a couple of seconds; a test keeps this list equal to cbft_core.study.steps.FT_METHODS
+    sweep.add_argument("--methods", nargs="*", default=list(SWEEP_METHODS), metavar="METHOD",
+                       help=f"fine-tuning methods of every unit (default: all of {list(SWEEP_METHODS)})")
     sweep.add_argument("--out", required=True, help="output folder for sweep.json and figures")
     param_option(sweep, "preset setting, e.g. -p n_train 5000")
     sweep.set_defaults(func=_cmd_sweep)

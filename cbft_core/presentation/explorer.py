@@ -7,19 +7,25 @@ into the kernel-free slider explorer
 """
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+import functools
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
 
+import matplotlib as mpl
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from torch import nn
 
-from ..errors import ConfigError
+from ..errors import CacheUnwritableError, ConfigError
 from ..kernels import landscape
 from ..kernels.data.imageset import ImageSet
+from ..study import cache
 from .widgets import figure_png, frames_explorer
 
-__all__ = ["FRAME_DPI", "FONT_PT", "FRAME_SIZE", "render_frame", "frames_widget", "live_widget"]
+__all__ = ["FRAME_DPI", "FONT_PT", "FRAME_SIZE", "render_frame", "frames_key", "frames_widget", "live_widget"]
 
 # A frame is 5 inches wide at 90 dpi: 450 px, shown unscaled in the book's text column on a desktop
 # (FONT_PT, 10 pt = 12.5 px) and at 368 px on a 400 px phone (10.2 px): the loss curve on top, the
@@ -70,12 +76,66 @@ def render_frame(grid: landscape.ExplorerGrid, i: int, j: int, images: ImageSet,
     return fig
 
 
+@functools.lru_cache(maxsize=None)
+def _presentation_source() -> str:
+    """sha256 of every source file of the presentation layer (any edit there may change a frame)."""
+    digest = hashlib.sha256()
+    for file in sorted(Path(__file__).resolve().parent.rglob("*.py")):
+        digest.update(file.name.encode() + b"\0" + file.read_bytes())
+    return digest.hexdigest()
+
+
+def frames_key(grid: landscape.ExplorerGrid, images: ImageSet, labels: Sequence[str], dpi: int) -> str:
+    """The cache key of the explorer's frames: the grid, the sample images, the labels and resolution, the
+    presentation layer's source, and matplotlib's version and settings (``rcParams``: a notebook's
+    inline backend changes some)."""
+    document = {"grid": grid.to_dict(), "labels": list(labels), "dpi": dpi, "matplotlib": mpl.__version__,
+                "rc": {k: repr(v) for k, v in sorted(mpl.rcParams.items())}, "code": _presentation_source()}
+    digest = hashlib.sha256(json.dumps(document, sort_keys=True).encode())
+    digest.update(images.images.contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _stored_frames(key: str, shape: tuple[int, int],
+                   render: Callable[[int, int], bytes]) -> tuple[Callable[[int, int], bytes], Callable[[], None]]:
+    """``render`` served from the cache entry ``explorer-frames/<key>.pt`` when it is there, and a function that
+    stores what was rendered (a no-op after a hit)."""
+    path = cache.entry_path("explorer-frames", key)
+    hit, stored = cache.lookup(path, cache.load_model)
+    if hit and stored[1].get("key") == key and len(stored[0]["png"]) == shape[0] * shape[1]:
+        pngs = stored[0]["png"]
+        return (lambda i, j: pngs[i * shape[1] + j].numpy().tobytes()), (lambda: None)
+    rendered: dict[tuple[int, int], bytes] = {}
+
+    def record(i: int, j: int) -> bytes:
+        rendered[(i, j)] = render(i, j)
+        return rendered[(i, j)]
+
+    def store() -> None:
+        frames = [torch.frombuffer(bytearray(rendered[(i, j)]), dtype=torch.uint8)
+                  for i in range(shape[0]) for j in range(shape[1])]
+        try:
+            cache.save_model(path, {"png": frames}, {"kind": "explorer-frames", "key": key})
+        except CacheUnwritableError:  # a read-only cache serves the models; the frames are just drawn again next time
+            pass
+
+    return record, store
+
+
 def frames_widget(grid: landscape.ExplorerGrid, images: ImageSet, labels: Sequence[str] = ("A", "B"), dpi: int = FRAME_DPI,
                   start: tuple[int, int] = (0, 0), progress: bool | None = None):
-    """The kernel-free explorer over ``grid`` (sliders ``jslink``-ed to precomputed PNG frames)."""
-    return frames_explorer(lambda i, j: figure_png(render_frame(grid, i, j, images, labels), dpi=dpi),
-                           grid.bends.tolist(), grid.ts.tolist(), row_name="bend", col_name="t",
-                           start=start, progress=progress)
+    """The kernel-free explorer over ``grid`` (sliders ``jslink``-ed to precomputed PNG frames).
+
+    The frames are rendered once and kept in the cache (``explorer-frames/<key>.pt``, :func:`frames_key`):
+    a warm build of the book reads them instead of drawing them again.
+    """
+    shape = (len(grid.bends), len(grid.ts))
+    render, store = _stored_frames(frames_key(grid, images, labels, dpi), shape,
+                                   lambda i, j: figure_png(render_frame(grid, i, j, images, labels), dpi=dpi))
+    widget = frames_explorer(render, grid.bends.tolist(), grid.ts.tolist(), row_name="bend", col_name="t",
+                             start=start, progress=progress)
+    store()
+    return widget
 
 
 def live_widget(model_a: nn.Module, model_b: nn.Module, midpoint: StateDict, data: ImageSet,

@@ -24,6 +24,7 @@ import ast
 import builtins
 import functools
 import hashlib
+import importlib
 import inspect
 import json
 import types
@@ -31,7 +32,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-__all__ = ["ROOT", "Code", "normalise", "code_of", "digest", "module_closure", "clear"]
+__all__ = ["ROOT", "Code", "normalise", "code_of", "digest", "module_closure", "module_digest", "module_constants",
+           "clear"]
 
 ROOT = Path(__file__).resolve().parents[1]   # the cbft_core package folder whose source is hashed
 _PACKAGE = "cbft_core"
@@ -254,6 +256,25 @@ def digest(fn: Callable[..., Any]) -> str:
         "modules": {m: _normalised_module(m) for m in module_closure(tuple(sorted(modules)))},
     }
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
+
+
+def module_digest(modules: tuple[str, ...]) -> str:
+    """sha256 of the normalised source of ``modules`` and of every ``cbft_core`` module they import
+    (kernel code that a key outside the step registry depends on)."""
+    closure = module_closure(tuple(sorted(modules)))
+    return hashlib.sha256(json.dumps({m: _normalised_module(m) for m in closure}, sort_keys=True).encode()).hexdigest()
+
+
+def module_constants(modules: tuple[str, ...]) -> dict[str, str]:
+    """``repr`` of every module-level plain value (numbers, strings, tuples, dicts) of ``modules`` and the
+    ``cbft_core`` modules they import, as this process holds them now: a constant set at run time (a
+    trial's recipe) differs from the source, which :func:`module_digest` sees. Not memoised."""
+    found = {}
+    for module in module_closure(tuple(sorted(modules))):
+        for name, value in vars(importlib.import_module(module)).items():
+            if not name.startswith("__") and _is_plain(value):
+                found[f"{module}:{name}"] = repr(value)
+    return found
 
 
 def clear() -> None:

@@ -21,12 +21,13 @@ import os
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
-
-import jsonschema
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 from ..errors import ConfigError
 from . import cache
+
+if TYPE_CHECKING:
+    import jsonschema
 
 __all__ = ["Kind", "RESULTS", "SWEEP", "proportion_key", "unit_name", "schema", "checksum", "complete", "validate",
            "check_folder", "write", "load"]
@@ -106,6 +107,8 @@ def schema(kind: Kind) -> dict[str, Any]:
 
 @functools.lru_cache(maxsize=None)
 def _validator(kind: Kind) -> jsonschema.protocols.Validator:
+    import jsonschema  # here, not at the top: most chapters read results without validating a file
+
     cls = jsonschema.validators.validator_for(schema(kind))
     cls.check_schema(schema(kind))
     return cls(schema(kind))

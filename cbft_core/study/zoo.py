@@ -1,30 +1,35 @@
 """The data sets and models of a preset: what the study's steps (:mod:`cbft_core.study.steps`) compute with.
 
-Nothing here is cached on disk: the trained models are steps of the study
-(``parent``, ``child``, ``scratch``), asked for with
-:func:`cbft_core.study.graph.result`. The data set does not depend on the
-seed (it is the same for every replicate); seeds drive initialisation and
-data order.
+The trained models are steps of the study (``parent``, ``child``,
+``scratch``), asked for with :func:`cbft_core.study.graph.result`. The data
+set does not depend on the seed (it is the same for every replicate); seeds
+drive initialisation and data order. Base sets are memoised in-process, and
+the generated ones (:data:`STORED_SETS`) on disk too: rendering 10 000
+procedural images takes seconds in every process (every chapter's kernel),
+reading them back a fraction of that (see :func:`base_set_key_document`).
 """
 from __future__ import annotations
 
 import functools
-from typing import Mapping
+from typing import Callable, Mapping
 
 import torch
 from torch import nn
 
-from ..errors import ConfigError
+from ..errors import CacheUnwritableError, ConfigError
 from ..kernels import data, models, train
 from ..kernels.data.imageset import ImageSet
 from ..kernels.optim import SGDConfig
 from ..kernels.seeding import role_seed
+from . import cache, codehash
 from .presets import Preset
 
-__all__ = ["DATA_SEED", "resolve_device", "base_set", "simple_set", "train_set", "test_views", "build_model",
-           "load_model", "sgd", "fit", "bn_data", "clean_subset", "cue_subset", "view_accuracies"]
+__all__ = ["DATA_SEED", "STORED_SETS", "base_set_key_document", "resolve_device", "base_set", "simple_set",
+           "train_set", "test_views", "build_model", "load_model", "sgd", "fit", "bn_data", "clean_subset", "cue_subset", "view_accuracies"]
 
 DATA_SEED = 0  # the data set is fixed across replicates
+STORED_SETS: tuple[str, ...] = ("shapes", "digits")  # generated (or bundled with scikit-learn): kept on disk
+_GENERATOR = ("cbft_core.kernels.data.base",)  # load_base's module; its imports are followed
 
 
 def resolve_device(cfg: Preset) -> torch.device:
@@ -41,8 +46,52 @@ def _load_base(name: str, split: str, n: int | None) -> ImageSet:
     return data.load_base(name, split=split, n=n, seed=DATA_SEED)
 
 
+def base_set_key_document(name: str, split: str, n: int | None) -> dict[str, object]:
+    """What the on-disk entry of a generated base set is keyed by: the set and its arguments, the
+    normalised code of ``load_base`` and of every module it imports (the generator, its recipe), the
+    values their module-level constants have in this process (a recipe set at run time), and torch's
+    version (its random streams). Whatever changes the images changes one of these."""
+    return {"set": name, "split": split, "n": n, "seed": DATA_SEED, "code": codehash.module_digest(_GENERATOR),
+            "constants": codehash.module_constants(_GENERATOR), "torch": torch.__version__}
+
+
+def _on_disk(load: Callable[[str, str, int | None], ImageSet]) -> Callable[[str, str, int | None], ImageSet]:
+    """``load`` with the sets of :data:`STORED_SETS` read from the cache (``base-set/<key>.pt``) when there.
+
+    A set missing from the cache is generated and stored; in a cache that cannot be written (a shared,
+    read-only one holding the models) it is generated on every call, as before, instead of failing.
+    """
+
+    @functools.wraps(load)
+    def stored(name: str, split: str, n: int | None) -> ImageSet:
+        if name not in STORED_SETS:
+            return load(name, split, n)
+        document = base_set_key_document(name, split, n)
+        key = cache.config_key(document)
+        path = cache.entry_path("base-set", key)
+        hit, entry = cache.lookup(path, cache.load_model)
+        if hit and entry[1].get("key") == key:
+            state = entry[0]
+            return ImageSet(state["images"], state["labels"], tuple(state["classes"]))
+        made = load(name, split, n)
+        try:
+            cache.save_model(path, {"images": made.images, "labels": made.labels, "classes": list(made.classes)},
+                             {**document, "kind": "base-set", "key": key})
+        except CacheUnwritableError:
+            pass
+        return made
+
+    return stored
+
+
+# The disk copy goes under the in-process memo. It is applied here, not as a decorator, so that the
+# definition above, which the steps' code digests hash, stays as it was: what the disk returns is, by
+# its own key, exactly what that definition computes.
+_load_base = functools.lru_cache(maxsize=8)(_on_disk(_load_base.__wrapped__))
+
+
 def base_set(cfg: Preset, split: str = "train") -> ImageSet:
-    """The complex base images of ``cfg`` (memoised in-process)."""
+    """The complex base images of ``cfg`` (memoised in-process; a generated set also on disk)."""
     return _load_base(cfg.dataset, split, cfg.n_train if split == "train" else cfg.n_test)
 
 
