@@ -128,7 +128,8 @@ def test_replication_table(study):
     cbft = sum(res["finetune"]["cbft"]["rand_img"]) / len(SEEDS)
     th = claims.claim("cbft-removes-cue").thresholds
     expected = th["low_x_chance"] * res["chance"] <= cbft <= th["high_x_chance"] * res["chance"]
-    assert claims.evaluate("cbft-removes-cue", res).holds is expected
+    assert claims.evaluate("cbft-removes-cue", res).holds is None  # the tiny preset gets no verdict
+    assert claims.evaluate("cbft-removes-cue", {**res, "preset": "cpu"}).holds is expected
     table = tables.method_table(res)
     assert [r["method"] for r in table] == [replication.NAMES[m] for m in steps.FT_METHODS]
 

@@ -318,7 +318,7 @@ def barrier_forms(child_ts: Sequence[float], child_loss: Sequence[float], ts: Se
     loss = np.asarray(scratch_loss, dtype=float)
     (ent, t_ent), (fra, t_fra) = entezari, frankle
     fig, (ax0, ax1) = subplots(2, height=PANEL_HEIGHT + 0.2)
-    ax0.plot(child_ts, child_loss, "o-", ms=3, label="children of one parent")
+    ax0.plot(child_ts, child_loss, "o-", ms=3, label="children of a common start")
     ax0.plot(ts, loss, "o-", ms=3, label="scratch models")
     ax0.set(xlabel="t", ylabel="clean test loss", title="linear paths")
     ax1.plot(ts, loss, "o-", ms=3, color="C1", label="scratch pair, linear path")

@@ -277,7 +277,7 @@ CLAIMS: dict[str, Claim] = {c.id: c for c in (
     Claim("scratch-separated", "Models trained from scratch are separated by a loss barrier",
           "Frankle et al. (2020); Entezari et al. (2022)", "scratch pair's clean-view barrier > {barrier_min:g}",
           {"barrier_min": 0.5}, ("lmc",), _scratch_separated),
-    Claim("children-connected", "Children of one parent are far closer to linear connectivity",
+    Claim("children-connected", "Children branched from a common starting point (a parent, or a shared initialisation) are far closer to linear connectivity than a scratch pair",
           "Frankle et al. (2020): instability analysis",
           "children's clean-view barrier < {x_scratch:g}× the scratch pair's",
           {"x_scratch": 0.2}, ("lmc",), _children_connected),
@@ -288,7 +288,7 @@ CLAIMS: dict[str, Claim] = {c.id: c for c in (
           f"{_PAPER}: the synthetic spurious-cue setting",
           "cue model rand-img ≥ {cue_x_chance:g}× chance; cue-free model ≤ {free_x_chance:g}× chance",
           {"cue_x_chance": 5.0, "free_x_chance": 1.5}, ("models",), _cue_reliance),
-    Claim("mechanism-barrier", "Models that use different mechanisms are not linearly connected",
+    Claim("mechanism-barrier", "The cue-reliant and the cue-free model are not linearly connected (the barrier certifies their different mechanisms)",
           f"{_PAPER}: lack of linear connectivity implies dissimilar mechanisms",
           "cue-nocue ≥ {barrier_min:g} and ≥ {x_control:g}× the larger same-mechanism control, "
           "and above both controls on every seed",
