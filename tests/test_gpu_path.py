@@ -13,6 +13,9 @@ import torch.nn.functional as F
 from cbft_core.errors import NonFiniteLossError
 from cbft_core.kernels import models, train
 from cbft_core.kernels.data.imageset import ImageSet, batches
+from cbft_core.kernels.optim import SGDConfig
+
+CONSTANT = SGDConfig(lr=0.05, schedule="constant")
 
 
 def toy_set(n: int = 160, num_classes: int = 4, seed: int = 0) -> ImageSet:
@@ -66,8 +69,8 @@ def test_channels_last_batches_hold_the_same_values():
 
 def test_fit_trains_exactly_as_a_plain_sgd_loop_over_host_batches():
     data = toy_set()
-    fitted = train.fit(toy_model(), data, epochs=2, lr=0.05, batch_size=32, momentum=0.9, weight_decay=5e-4,
-                       schedule="constant", seed=7, progress=False)
+    fitted = train.fit(toy_model(), data, SGDConfig(lr=0.05, momentum=0.9, weight_decay=5e-4, schedule="constant"),
+                       epochs=2, batch_size=32, seed=7, progress=False)
     model = toy_model()
     model.train()
     opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=5e-4)
@@ -87,7 +90,7 @@ def test_fit_trains_exactly_as_a_plain_sgd_loop_over_host_batches():
 
 def test_channels_last_fit_is_the_same_training_up_to_summation_order():
     data = toy_set()
-    settings = dict(epochs=1, lr=0.05, batch_size=32, schedule="constant", seed=3, progress=False)
+    settings = dict(sgd=CONSTANT, epochs=1, batch_size=32, seed=3, progress=False)
     plain = train.fit(toy_model(), data, **settings).state_dict()
     nhwc_model = train.fit(toy_model(), data, channels_last=True, **settings)
     conv = next(m for m in nhwc_model.modules() if isinstance(m, torch.nn.Conv2d))
@@ -99,7 +102,7 @@ def test_channels_last_fit_is_the_same_training_up_to_summation_order():
 
 def test_bf16_autocast_runs_and_keeps_float32_weights():
     data = toy_set()
-    settings = dict(epochs=3, lr=0.05, batch_size=32, schedule="constant", seed=3, progress=False,
+    settings = dict(sgd=CONSTANT, epochs=3, batch_size=32, seed=3, progress=False,
                     return_history=True)
     model, hist = train.fit(toy_model(), data, amp=True, **settings)
     _, plain = train.fit(toy_model(), data, **settings)
@@ -110,12 +113,18 @@ def test_bf16_autocast_runs_and_keeps_float32_weights():
     assert hist["loss"][-1] < hist["loss"][0]
 
 
-def test_deferred_nan_check_names_the_same_epoch_and_step():
+def test_deferred_nan_check_names_the_same_epoch_and_step(monkeypatch):
+    """The GPU's deferred check (recorded on the device, raised at the epoch's end) names the CPU's step."""
     errors = []
-    for every_step in (True, False):
+    init = train.Updater.__init__
+    for check_now in (True, False):
+        def forced(self, *args, **kwargs):
+            init(self, *args, **kwargs)
+            self.check_now = check_now
+        monkeypatch.setattr(train.Updater, "__init__", forced)
         with pytest.raises(NonFiniteLossError) as err:
-            train.fit(toy_model(), toy_set(), epochs=3, lr=1e12, batch_size=32, desc="boom", progress=False,
-                      check_every_step=every_step)
+            train.fit(toy_model(), toy_set(), SGDConfig(lr=1e12, schedule="constant"), epochs=3, batch_size=32,
+                      desc="boom", progress=False)
         errors.append(str(err.value))
     step = lambda msg: msg[msg.index("at epoch"):]
     assert step(errors[0]) == step(errors[1]) and "boom: non-finite loss" in errors[1]

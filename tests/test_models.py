@@ -47,7 +47,8 @@ def test_cnn_matches_the_specification():
     model = build("cnn", 10)
     convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
     assert [c.out_channels for c in convs] == [16, 32, 64, 64]
-    assert [c.stride[0] for c in convs] == [2, 2, 2, 1]
+    assert [c.stride[0] for c in convs] == [2, 2, 2, 2]
+    assert model.blocks(torch.zeros(1, 3, 32, 32)).shape[-2:] == (2, 2)  # a 2x2 map before pooling
     n_params = sum(p.numel() for p in model.parameters())
     assert n_params == _expected_conv_chain_params([16, 32, 64, 64], 3, 10)
     assert 60_000 < n_params < 62_000

@@ -55,7 +55,7 @@ def test_the_proportion_findings_read_the_sweep():
     doc = {"preset": "cpu", "chance": CHANCE, "proportions": [0.6, 1.0], "units": {"box": units}}
     text = ch06.proportion_findings(doc, "box")
     assert "the cue-nocue barrier rises (0.050 to 0.500)" in text
-    assert "not linearly connected*: does not hold at p = 0.6; holds at p = 1" in text
+    assert "different mechanisms)*: does not hold at p = 0.6; holds at p = 1" in text
     rows = ch06.proportion_rows(doc, "box")
     assert [row["mechanism-barrier"] for row in rows] == ["does not hold", "holds"]
     assert sweep.results_at(doc, "box", 1.0)["paths"]["cue-nocue"]["barrier"] == [0.5]
