@@ -103,6 +103,8 @@ def test_rows_say_what_is_measured(monkeypatch, tmp_path):
         assert rows[bn.topic]["effect on the headline numbers"].startswith("cue-nocue barrier 0.600 ± 0.100 → 0.400")
         assert "bn_images = 2000" in rows[bn.topic]["book"]
         assert rows["LLRT"]["effect on the headline numbers"].startswith("not measured yet")
+        scale = fidelity.choice("scale").topic  # the authors' CIFAR-10: a download, so not measured here
+        assert rows[scale]["effect on the headline numbers"].startswith("not measured: the authors' setting needs")
         assert rows["CBFT"]["effect on the headline numbers"] == "— (no departure)"
         assert "mech_fine_tuning.py:93–198" in rows["CBFT"]["authors' code"]
     finally:

@@ -41,7 +41,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 from ..errors import ConfigError
 from ..kernels import connectivity
-from . import graph, presets
+from . import cache, graph, presets
 from .presets import Preset
 from .replication import fmt_loss, fmt_pct
 
@@ -263,6 +263,11 @@ def _depends(cfg: Preset, key: str) -> str:
     return graph.key(cfg, graph.node(cfg, step, seed=0, **params))
 
 
+def needs_download(c: Choice, cfg: Preset) -> bool:
+    """Whether reproducing the authors' choice ``c`` changes the data set (their images need a download)."""
+    return "dataset" in (c.authors_overrides(cfg) or {})
+
+
 def moves(c: Choice, cfg: Preset | None = None) -> tuple[str, ...] | None:
     """The headline numbers the departure ``c`` can change: those whose cache key its authors' settings change.
 
@@ -350,7 +355,9 @@ def _effect(c: Choice, cfg: Preset, measured: Mapping[str, Any]) -> str:
         return "none: no headline number depends on it"
     entry = measured.get(c.key)
     if entry is None:
-        return "not measured yet (it can move: " + ", ".join(HEADLINES[k].label for k in moved) + ")"
+        why = ("not measured: the authors' setting needs their images (a download) and a GPU-scale run"
+               if needs_download(c, cfg) else "not measured yet")
+        return why + " (it can move: " + ", ".join(HEADLINES[k].label for k in moved) + ")"
     fmt = {True: fmt_pct, False: fmt_loss}
     parts = [f"{HEADLINES[k].label} {fmt[HEADLINES[k].percent](entry['book'][k])} → "
              f"{fmt[HEADLINES[k].percent](entry['authors'][k])}" for k in moved if k in entry["book"]]
@@ -374,7 +381,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     cfg = presets.get(REFERENCE_PRESET)
     measurable = [c.key for c in CHOICES
-                  if c.departs(cfg) and moves(c, cfg) and "dataset" not in (c.authors_overrides(cfg) or {})]
+                  if c.departs(cfg) and moves(c, cfg) and not needs_download(c, cfg)]
     ap = argparse.ArgumentParser(description=main.__doc__)
     ap.add_argument("keys", nargs="*", default=measurable, help=f"choices to measure (default: {measurable})")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -383,7 +390,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     doc = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {"format": FORMAT, "departures": {}}
     for key in args.keys:
         doc["departures"][key] = measure(key, args.seeds)
-        path.write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+        cache.write_text(path, json.dumps(doc, indent=1, sort_keys=True) + "\n")  # atomic
         print(f"{key}: measured on seeds {args.seeds}")
     effects.cache_clear()
     return 0

@@ -75,8 +75,10 @@ def proportion_findings(doc: Mapping[str, Any], cue: str) -> str:
                 for i in range(len(ps))]
     _, rand_img, _ = sweep.series(doc, cue, "models", "cue", "rand_img")
     text = (f"From p = {ps[0]:g} to p = {ps[-1]:g} the cue-nocue barrier {_verb(barrier[0], barrier[-1], 0.05)} "
-            f"({barrier[0]:.3f} to {barrier[-1]:.3f}); the larger same-mechanism control stays between "
-            f"{min(controls):.3f} and {max(controls):.3f}. The cue child's rand-img accuracy "
+            f"({barrier[0]:.3f} to {barrier[-1]:.3f}); the larger same-mechanism control "
+            + (f"stays at {controls[0]:.3f}" if f"{min(controls):.3f}" == f"{max(controls):.3f}"
+               else f"stays between {min(controls):.3f} and {max(controls):.3f}")
+            + f". The cue child's rand-img accuracy "
             f"{_verb(rand_img[0], rand_img[-1], 0.03)} ({pct(rand_img[0])} to {pct(rand_img[-1])}).")
     for claim_id in PROPORTION_CLAIMS:
         verdicts = {p: _outcomes(doc, cue, p)[claim_id].verdict for p in ps}
@@ -94,14 +96,17 @@ def fidelity_summary() -> str:
 
     def named(kind: str) -> list[str]:
         moved = {c.key: fidelity.moves(c, cfg) for c in departs}
+        open_ = lambda c: c.key not in measured and bool(moved[c.key])  # noqa: E731
         keep = {"measured": lambda c: c.key in measured,
-                "pending": lambda c: c.key not in measured and bool(moved[c.key]),
+                "pending": lambda c: open_(c) and not fidelity.needs_download(c, cfg),
+                "download": lambda c: open_(c) and fidelity.needs_download(c, cfg),
                 "none": lambda c: moved[c.key] == (), "unreproducible": lambda c: moved[c.key] is None}[kind]
         return [f"*{c.topic}*" for c in departs if keep(c)]
 
     said = {"measured": "the effect of {} is measured", "pending": "{} not measured yet",
+            "download": "{} not measured (the authors' images need a download and a GPU-scale run)",
             "none": "{} no headline number", "unreproducible": "for {} no setting reproduces the authors' choice"}
-    verbs = {"pending": ("is", "are"), "none": ("moves", "move")}
+    verbs = {"pending": ("is", "are"), "download": ("is", "are"), "none": ("moves", "move")}
     parts = []
     for kind, text in said.items():
         topics = named(kind)
