@@ -210,3 +210,17 @@ def test_an_ablation_reports_the_share_of_cbfts_change_it_undoes():
     without_ft = results()
     del without_ft["finetune"]["ft"]
     assert "undone" not in claims.evaluate("ablation-no-barrier", without_ft).numbers
+
+
+def test_a_ratio_just_below_its_threshold_is_not_shown_at_the_threshold():
+    """2.996× against a 3× criterion reads 2.996×, never "3.0×" beside "does not hold"."""
+    th = claims.claim("mechanism-barrier").thresholds["x_control"]
+    control = 0.1
+    r = results(**{"paths__cue-nocue": {"barrier": [control * th * 0.9987] * 3},
+                   "paths__nocue-nocue": {"barrier": [control] * 3}, "paths__cue-cue": {"barrier": [0.0] * 3}})
+    o = claims.evaluate("mechanism-barrier", r)
+    assert o.holds is False
+    shown = float(o.detail.split("cue-nocue is ")[1].split("×")[0])
+    assert shown < th and round(shown, 1) == th
+    far = claims.evaluate("mechanism-barrier", results())  # 4.9×: one decimal is enough
+    assert f"{far.numbers['ratio']:.1f}× the larger control" in far.detail

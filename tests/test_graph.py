@@ -292,4 +292,6 @@ def test_the_maintaining_page_shows_the_registry():
     assert {row.split("`")[1] for row in rows} == set(steps.STEPS)
     assert any(row.startswith("| `finetuned` (method cbft, cbft-no-barrier)") and "`cbft_lambda`" in row
                and "kernels.cbft" in row for row in rows)
-    assert any(row.startswith("| `finetuned` (method ft, llrt, lpft)") and "cbft" not in row for row in rows)
+    assert any(row.startswith("| `finetuned` (method ft)") and "cbft" not in row and "llrt_lr" not in row
+               for row in rows)
+    assert any(row.startswith("| `finetuned` (method llrt, lpft)") and "`llrt_lr`" in row for row in rows)

@@ -93,6 +93,18 @@ def _pct(x: float) -> str:
     return f"{100 * x:.1f} %"
 
 
+def _times(value: float, threshold: float) -> str:
+    """``value`` as "N×", with as many decimals (1 to 3) as it takes for the shown number to fall on the same
+    side of ``threshold`` as the value (2.996 against 3 reads "2.996×", not "3.0×")."""
+    if not np.isfinite(value):
+        return "infinitely many times"
+    for digits in (1, 2, 3):
+        shown = round(value, digits)
+        if (shown >= threshold) == (value >= threshold) and (shown <= threshold) == (value <= threshold):
+            break
+    return f"{value:.{digits}f}×"
+
+
 # --- the checks ------------------------------------------------------------------------------------
 
 def _cue_reliance(c: Claim, r: Results) -> Outcome:
@@ -103,7 +115,8 @@ def _cue_reliance(c: Claim, r: Results) -> Outcome:
                    f"rand-img: cue model {fmt_pct(r['models']['cue']['rand_img'])}, "
                    f"cue-free model {fmt_pct(r['models']['nocue']['rand_img'])} (chance {_pct(chance)})",
                    {"cue_rand_img": cue, "free_rand_img": free, "chance": chance},
-                   f"cue model {cue / chance:.1f}× chance, cue-free model {free / chance:.1f}× chance")
+                   f"cue model {_times(cue / chance, th['cue_x_chance'])} chance, "
+                   f"cue-free model {_times(free / chance, th['free_x_chance'])} chance")
 
 
 def _mechanism_barrier(c: Claim, r: Results) -> Outcome:
@@ -117,7 +130,7 @@ def _mechanism_barrier(c: Claim, r: Results) -> Outcome:
     ratio = float(diff.mean() / top) if top > 0 else float("inf")
     holds = (diff.mean() >= th["barrier_min"] and diff.mean() >= th["x_control"] * top
              and ordered == len(diff))
-    ratio_text = f"{ratio:.1f}×" if np.isfinite(ratio) else "infinitely many times"
+    ratio_text = _times(ratio, th["x_control"])
     return Outcome(c, holds,
                    f"cue-nocue {fmt_loss(diff)}; controls nocue-nocue {fmt_loss(controls['nocue-nocue'])}, "
                    f"cue-cue {fmt_loss(controls['cue-cue'])}",
@@ -167,7 +180,8 @@ def _naive_keeps_cue(c: Claim, r: Results) -> Outcome:
     return Outcome(c, holds, "rand-img: " + ", ".join(f"{NAMES[m]} {fmt_pct(ft[m]['rand_img'])}" for m in means)
                    + f" (chance {_pct(chance)})",
                    {f"{m}_rand_img": v for m, v in means.items()},
-                   ", ".join(f"{NAMES[m]} {v / chance:.1f}× chance" for m, v in means.items()))
+                   ", ".join(f"{NAMES[m]} {_times(v / chance, c.thresholds['x_chance'])} chance"
+                             for m, v in means.items()))
 
 
 def _naive_connected(c: Claim, r: Results) -> Outcome:
