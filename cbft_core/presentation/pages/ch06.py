@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Sequence
 
-from ...study import claims, fidelity, presets, sweep
+from ...study import claims, fidelity, heldout, presets, sweep
 from ...study.claims import Outcome
 from ...study.presets import Preset
 from ...study.replication import fmt_loss, fmt_pct
 from .prose import listing, pct
 
 __all__ = ["CUE_NAMES", "PROPORTION_CLAIMS", "discussion", "tally", "scale_note", "proportion_rows",
-           "proportion_findings", "fidelity_summary", "paper_settings", "paper_commands"]
+           "proportion_findings", "heldout_rows", "heldout_findings", "fidelity_summary", "paper_settings",
+           "paper_commands"]
 
 CUE_NAMES: dict[str, str] = {"box": "box", "dominoes": "Dominoes"}
 PROPORTION_CLAIMS: tuple[str, ...] = ("cue-reliance", "mechanism-barrier")
@@ -40,6 +41,63 @@ def tally(by_cue: Mapping[str, Sequence[Outcome]]) -> str:
         parts.append(f"{CUE_NAMES[cue]}: {sum(o.holds for o in checked)} of {len(checked)} checked claims hold"
                      if checked else f"{CUE_NAMES[cue]}: no claim is checked at this preset")
     return "; ".join(parts)
+
+
+def _heldout_outcomes() -> tuple[Mapping[str, Any], dict[str, dict[str, Outcome]]] | None:
+    doc = heldout.load()
+    if doc is None:
+        return None
+    return doc, {cue: {o.claim.id: o for o in claims.evaluate_all(r)} for cue, r in doc["results"].items()}
+
+
+def _seeds(seeds: Sequence[int]) -> str:
+    return "seeds " + ", ".join(str(s) for s in seeds)
+
+
+def heldout_rows(by_cue: Mapping[str, Sequence[Outcome]], cfg: Preset) -> list[dict[str, str]]:
+    """Per claim and data set: the verdict on this run's seeds (at the held-out preset) and on the held-out seeds."""
+    found = _heldout_outcomes()
+    if found is None:
+        return []
+    doc, held = found
+    same = cfg.name == doc["preset"]
+    rows = []
+    for cue, outcomes in held.items():
+        ours = {o.claim.id: o for o in by_cue.get(cue, ())}
+        for claim_id, o in outcomes.items():
+            if o.holds is None:
+                continue
+            row = {"data": CUE_NAMES[cue], "claim": o.claim.statement}
+            if same and claim_id in ours:
+                row[_seeds(cfg.seeds)] = ours[claim_id].verdict
+            row[_seeds(doc["seeds"])] = o.verdict
+            row["measured on the held-out seeds"] = o.measured + (f"; {o.detail}" if o.detail else "")
+            rows.append(row)
+    return rows
+
+
+def heldout_findings(by_cue: Mapping[str, Sequence[Outcome]], cfg: Preset) -> str:
+    """How many checked claims hold on the held-out seeds, per data set, and which verdicts differ from this run's."""
+    found = _heldout_outcomes()
+    if found is None:
+        return "The held-out seeds have not been measured (`python -m cbft_core.study.heldout`)."
+    doc, held = found
+    parts, changed = [], []
+    for cue, outcomes in held.items():
+        checked = [o for o in outcomes.values() if o.holds is not None]
+        parts.append(f"{sum(o.holds for o in checked)} of {len(checked)} checked claims hold on {CUE_NAMES[cue]}")
+        if cfg.name == doc["preset"]:
+            ours = {o.claim.id: o for o in by_cue.get(cue, ())}
+            changed += [f"*{o.claim.statement}* on {CUE_NAMES[cue]} ({ours[i].verdict} on "
+                        f"{_seeds(cfg.seeds)}, {o.verdict} on {_seeds(doc['seeds'])})"
+                        for i, o in outcomes.items() if o.holds is not None and i in ours
+                        and ours[i].holds is not None and ours[i].holds != o.holds]
+    text = f"At the `{doc['preset']}` preset on {_seeds(doc['seeds'])}, " + listing(parts) + "."
+    if cfg.name != doc["preset"]:
+        return text
+    if not changed:
+        return text + " Every verdict is the same as on " + _seeds(cfg.seeds) + "."
+    return text + " Verdicts that differ: " + "; ".join(changed) + "."
 
 
 def scale_note(by_cue: Mapping[str, Mapping[str, Any]]) -> str:
