@@ -39,7 +39,7 @@ def test_no_machine_paths_in_pages(built_book: Path):
 # ch04: the starting model, method × clean-set size; ch05: methods, path measures, CBFT claims;
 # ch06: box claims, box methods, Dominoes claims, Dominoes methods
 TABLES = {"book/01_mode_connectivity": 2, "book/02_spurious_data": 2, "book/03_mechanisms": 7,
-          "book/04_naive_finetuning": 3, "book/05_cbft": 3, "book/06_replication": 6}
+          "book/04_naive_finetuning": 3, "book/05_cbft": 3, "book/06_replication": 7}
 PROGRESS_TEXT = re.compile(r"\d+%\|[^<\n]*\||\d\s*it/s|s/it\]")
 
 

@@ -22,7 +22,7 @@ from cbft_core.study import cache, documents
 
 REPO = Path(__file__).resolve().parents[1]
 CHAPTER = REPO / "book" / "03_mechanisms.ipynb"  # the cheapest chapter that trains and caches models
-KILL_TRIALS = 10
+KILL_TRIALS = 6
 # outputs that differ between a cold and a warm run by design: progress bars (widgets) and stderr
 _SKIPPED_MIME = ("application/vnd.jupyter.widget-view+json",)
 
