@@ -85,3 +85,19 @@ def built_book(tmp_path_factory) -> Path:
     if proc.returncode != 0:
         pytest.fail("book build failed:\n" + proc.stdout[-4000:] + proc.stderr[-4000:])
     return html
+
+
+@pytest.fixture
+def package_copy(tmp_path, monkeypatch):
+    """A copy of cbft_core that the code hasher reads instead of the installed one (tests edit it)."""
+    import shutil
+
+    import cbft_core
+    from cbft_core.study import codehash
+
+    root = tmp_path / "cbft_core"
+    shutil.copytree(Path(cbft_core.__file__).resolve().parent, root, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(codehash, "ROOT", root)
+    codehash.clear()
+    yield root
+    codehash.clear()

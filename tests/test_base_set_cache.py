@@ -1,7 +1,6 @@
 """Generated base sets kept on disk: read back identical, keyed by everything that changes the images."""
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -61,19 +60,9 @@ def test_a_recipe_constant_set_at_run_time_is_a_new_entry(fresh_cache, monkeypat
     assert not torch.equal(noisier.images, default.images)
 
 
-@pytest.fixture
-def copy_root(tmp_path, monkeypatch):
-    root = tmp_path / "cbft_core"
-    shutil.copytree(PACKAGE, root, ignore=shutil.ignore_patterns("__pycache__"))
-    monkeypatch.setattr(codehash, "ROOT", root)
-    codehash.clear()
-    yield root
-    codehash.clear()
-
-
-def test_an_edit_of_the_generator_is_a_new_entry_a_comment_is_not(copy_root):
+def test_an_edit_of_the_generator_is_a_new_entry_a_comment_is_not(package_copy):
     before = zoo.base_set_key_document("shapes", "train", 30)["code"]
-    source = copy_root / "kernels" / "data" / "shapes.py"
+    source = package_copy / "kernels" / "data" / "shapes.py"
     source.write_text(source.read_text() + "\n# a comment\n")
     codehash.clear()
     assert zoo.base_set_key_document("shapes", "train", 30)["code"] == before

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import ast
-import shutil
 from pathlib import Path
 
 import pytest
@@ -59,42 +58,32 @@ def test_a_step_reaches_its_study_helpers_and_kernel_modules():
     assert codehash.digest(steps.compute_cbft) != codehash.digest(steps.compute_finetuned)
 
 
-@pytest.fixture
-def copy_root(tmp_path, monkeypatch):
-    root = tmp_path / "cbft_core"
-    shutil.copytree(PACKAGE, root, ignore=shutil.ignore_patterns("__pycache__"))
-    monkeypatch.setattr(codehash, "ROOT", root)
-    codehash.clear()
-    yield root
-    codehash.clear()
-
-
-def test_the_code_version_ignores_the_presentation_layer_and_the_claims(copy_root):
+def test_the_code_version_ignores_the_presentation_layer_and_the_claims(package_copy):
     before = graph.code_version()
-    for file in [*sorted((copy_root / "presentation").rglob("*.py")), copy_root / "study" / "claims.py"]:
+    for file in [*sorted((package_copy / "presentation").rglob("*.py")), package_copy / "study" / "claims.py"]:
         file.write_text(file.read_text() + "\n\ndef _added():\n    return 1\n")
     codehash.clear()
     assert graph.code_version() == before
 
 
-def test_the_code_version_follows_every_kernel_module_a_step_uses(copy_root):
+def test_the_code_version_follows_every_kernel_module_a_step_uses(package_copy):
     """Every kernel module but ``invariance`` (which only chapter 3 calls, on models from the cache) and the
     packages' ``__init__`` files (which only re-export names)."""
     before = graph.code_version()
     unused = []
-    for file in sorted((copy_root / "kernels").rglob("*.py")):
+    for file in sorted((package_copy / "kernels").rglob("*.py")):
         original = file.read_text()
         file.write_text(original + "\n\ndef _added():\n    return 1\n")
         codehash.clear()
         if graph.code_version() == before:
-            unused.append(file.relative_to(copy_root).as_posix())
+            unused.append(file.relative_to(package_copy).as_posix())
         file.write_text(original)
     assert unused == ["kernels/__init__.py", "kernels/data/__init__.py", "kernels/invariance.py"]
     codehash.clear()
     assert graph.code_version() == before
 
 
-def test_a_study_value_counts(copy_root, monkeypatch):
+def test_a_study_value_counts(package_copy, monkeypatch):
     """Plain values a step reads count by value (the data seed shared by every replicate)."""
     before = codehash.digest(steps.compute_child)
     monkeypatch.setattr(zoo, "DATA_SEED", 1)

@@ -220,17 +220,6 @@ def warm_cache(tmp_path_factory):
     return folder
 
 
-@pytest.fixture
-def edited_copy(tmp_path, monkeypatch):
-    """A copy of the package that the hasher reads instead of the installed one."""
-    root = tmp_path / "cbft_core"
-    shutil.copytree(PACKAGE, root, ignore=shutil.ignore_patterns("__pycache__"))
-    monkeypatch.setattr(codehash, "ROOT", root)
-    codehash.clear()
-    yield root
-    codehash.clear()
-
-
 def _rerun(cache_dir: Path, tmp_path: Path, monkeypatch, **change) -> tuple[Counter, list[Path]]:
     """Run the study again, on a copy of the warm cache, after the edit; the entries it wrote (by step, and their paths)."""
     codehash.clear()
@@ -246,30 +235,30 @@ def _rerun(cache_dir: Path, tmp_path: Path, monkeypatch, **change) -> tuple[Coun
 @pytest.mark.parametrize("edit", [_edit_claims_threshold, _edit_comments_and_layout, _edit_docstrings,
                                   _edit_presentation], ids=["claim threshold", "comments and layout",
                                                             "docstrings", "every presentation module"])
-def test_an_edit_that_computes_nothing_new_keeps_every_entry(edit, warm_cache, edited_copy, tmp_path, monkeypatch,
+def test_an_edit_that_computes_nothing_new_keeps_every_entry(edit, warm_cache, package_copy, tmp_path, monkeypatch,
                                                              single_thread):
-    edit(edited_copy)
+    edit(package_copy)
     assert _rerun(warm_cache, tmp_path, monkeypatch)[0] == Counter()
 
 
-def test_editing_the_cbft_loss_reruns_the_cbft_steps_and_their_summaries(warm_cache, edited_copy, tmp_path,
+def test_editing_the_cbft_loss_reruns_the_cbft_steps_and_their_summaries(warm_cache, package_copy, tmp_path,
                                                                          monkeypatch, single_thread):
-    _edit_function(_defining("barrier_loss", edited_copy), "barrier_loss", "margin = float(margin)")
+    _edit_function(_defining("barrier_loss", package_copy), "barrier_loss", "margin = float(margin)")
     counts, written = _rerun(warm_cache, tmp_path, monkeypatch)
     assert counts == {"finetuned": len(cbft.METHODS), "finetune-summary": len(cbft.METHODS)}
     assert {cache.load_model(p)[1]["params"]["method"] for p in written if p.suffix == ".pt"} == set(cbft.METHODS)
 
 
-def test_editing_a_study_helper_reruns_only_the_steps_that_call_it(warm_cache, edited_copy, tmp_path, monkeypatch,
+def test_editing_a_study_helper_reruns_only_the_steps_that_call_it(warm_cache, package_copy, tmp_path, monkeypatch,
                                                                    single_thread):
     """The cue data D_c is drawn by one study function that only CBFT's steps reach."""
-    _edit_function(edited_copy / "study" / "zoo.py", "cue_subset", "seed = int(seed)")
+    _edit_function(package_copy / "study" / "zoo.py", "cue_subset", "seed = int(seed)")
     assert _rerun(warm_cache, tmp_path, monkeypatch)[0] == {"finetuned": 3, "finetune-summary": 3}
 
 
-def test_editing_the_training_loop_reruns_every_model_and_all_downstream(warm_cache, edited_copy, tmp_path,
+def test_editing_the_training_loop_reruns_every_model_and_all_downstream(warm_cache, package_copy, tmp_path,
                                                                          monkeypatch, single_thread):
-    _edit_function(edited_copy / "kernels" / "train.py", "train_loop", "epochs = int(epochs)")
+    _edit_function(package_copy / "kernels" / "train.py", "train_loop", "epochs = int(epochs)")
     assert _rerun(warm_cache, tmp_path, monkeypatch)[0] == _entries(warm_cache)
 
 
