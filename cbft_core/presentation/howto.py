@@ -69,10 +69,10 @@ def _cpu_time(repo: Path) -> str:
     record = _timings(repo)
     if record is None:
         return ("*(not recorded yet: `CBFT_CACHE_DIR=$(mktemp -d) python -m cbft_core refresh` records it)*; "
-                "minutes per chapter with the models cached")
+                "seconds per chapter with the models cached")
     minutes = float(record["total_s"]) / 60
     return (f"{minutes:.0f} min for every chapter with an empty cache ({record.get('machine', 'reference machine')}, "
-            f"{record.get('date', '')}); minutes per chapter with the models cached")
+            f"{record.get('date', '')}); seconds per chapter with the models cached")
 
 
 def _presets(repo: Path) -> str:
