@@ -3,7 +3,8 @@
 The ``cpu`` preset's settings were chosen by trials on seeds 0–2. ``python -m
 cbft_core.study.heldout`` runs the whole study (:func:`cbft_core.study.pipeline.results`)
 at the same preset on other seeds (3 and 4 by default), for both cues, and keeps the
-results documents in ``schemas/heldout.json``, committed with the library like the
+results documents (checksummed results.json bodies, :mod:`cbft_core.study.documents`) in
+``schemas/heldout.json``, committed with the library like the
 departures of :mod:`cbft_core.study.fidelity`: chapter 6 shows each claim's verdict on
 those seeds without a reader paying for the extra training (about 4 min for the box
 and 8 min for Dominoes on two cores).
@@ -19,22 +20,23 @@ from typing import Any, Sequence
 
 from ..errors import ConfigError
 from ..kernels.data import CUES
-from . import cache, pipeline, presets
+from . import cache, documents, pipeline, presets
+from .fidelity import REFERENCE_PRESET
 
 __all__ = ["HELDOUT_FILE", "FORMAT", "DEFAULT_SEEDS", "measure", "load", "main"]
 
 HELDOUT_FILE = "heldout.json"  # in cbft_core/study/schemas/
 FORMAT = "cbft_core.heldout/1"
 DEFAULT_SEEDS: tuple[int, ...] = (3, 4)
-_PRESET = "cpu"
 
 
-def measure(seeds: Sequence[int] = DEFAULT_SEEDS, preset: str = _PRESET, cues: Sequence[str] = CUES,
+def measure(seeds: Sequence[int] = DEFAULT_SEEDS, preset: str = REFERENCE_PRESET, cues: Sequence[str] = CUES,
             progress: bool = True) -> dict[str, Any]:
-    """The held-out document: ``{"format", "preset", "seeds", "results": {cue: results.json's parts}}``."""
+    """The held-out document: ``{"format", "preset", "seeds", "results": {cue: a results.json document}}``."""
     cfg = presets.get(preset, seeds=[int(s) for s in seeds])
     return {"format": FORMAT, "preset": cfg.name, "seeds": list(cfg.seeds),
-            "results": {cue: pipeline.results(cfg, cue=cue, progress=progress) for cue in cues}}
+            "results": {cue: documents.complete(documents.RESULTS, pipeline.results(cfg, cue=cue, progress=progress))
+                        for cue in cues}}
 
 
 def _path() -> Path:
@@ -55,8 +57,9 @@ def load() -> dict[str, Any] | None:
             or not isinstance(doc.get("seeds"), list)):
         raise ConfigError(f"{HELDOUT_FILE}: expected {{'format': {FORMAT!r}, 'preset', 'seeds', 'results'}}")
     for cue, results in doc["results"].items():
-        if cue not in CUES or results.get("seeds") != doc["seeds"]:
-            raise ConfigError(f"{HELDOUT_FILE}: results for {cue!r} do not belong to seeds {doc['seeds']}")
+        documents.validate(documents.RESULTS, results, f"{HELDOUT_FILE}: results for {cue!r}")
+        if cue not in CUES or results["cue"] != cue or results["seeds"] != doc["seeds"]:
+            raise ConfigError(f"{HELDOUT_FILE}: results for {cue!r} do not belong to {cue!r} on seeds {doc['seeds']}")
     return doc
 
 

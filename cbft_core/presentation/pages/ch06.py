@@ -43,58 +43,59 @@ def tally(by_cue: Mapping[str, Sequence[Outcome]]) -> str:
     return "; ".join(parts)
 
 
-def _heldout_outcomes() -> tuple[Mapping[str, Any], dict[str, dict[str, Outcome]]] | None:
-    doc = heldout.load()
-    if doc is None:
-        return None
-    return doc, {cue: {o.claim.id: o for o in claims.evaluate_all(r)} for cue, r in doc["results"].items()}
-
-
 def _seeds(seeds: Sequence[int]) -> str:
     return "seeds " + ", ".join(str(s) for s in seeds)
 
 
+def _heldout_pairs(by_cue: Mapping[str, Sequence[Outcome]], cfg: Preset
+                   ) -> tuple[Mapping[str, Any], list[tuple[str, Outcome, Outcome | None]]] | None:
+    """The held-out document and, per data set and checked claim, its outcome there beside this run's
+    (``None`` when this run is at another preset or did not check the claim); ``None`` when not measured."""
+    doc = heldout.load()
+    if doc is None:
+        return None
+    same = cfg.name == doc["preset"]
+    pairs = []
+    for cue, results in doc["results"].items():
+        ours = {o.claim.id: o for o in by_cue.get(cue, ())} if same else {}
+        for o in claims.evaluate_all(results):
+            if o.holds is not None:
+                mine = ours.get(o.claim.id)
+                pairs.append((cue, o, mine if mine is not None and mine.holds is not None else None))
+    return doc, pairs
+
+
 def heldout_rows(by_cue: Mapping[str, Sequence[Outcome]], cfg: Preset) -> list[dict[str, str]]:
     """Per claim and data set: the verdict on this run's seeds (at the held-out preset) and on the held-out seeds."""
-    found = _heldout_outcomes()
+    found = _heldout_pairs(by_cue, cfg)
     if found is None:
         return []
-    doc, held = found
-    same = cfg.name == doc["preset"]
+    doc, pairs = found
     rows = []
-    for cue, outcomes in held.items():
-        ours = {o.claim.id: o for o in by_cue.get(cue, ())}
-        for claim_id, o in outcomes.items():
-            if o.holds is None:
-                continue
-            row = {"data": CUE_NAMES[cue], "claim": o.claim.statement}
-            if same and claim_id in ours:
-                row[_seeds(cfg.seeds)] = ours[claim_id].verdict
-            row[_seeds(doc["seeds"])] = o.verdict
-            row["measured on the held-out seeds"] = o.measured + (f"; {o.detail}" if o.detail else "")
-            rows.append(row)
+    for cue, held, mine in pairs:
+        row = {"data": CUE_NAMES[cue], "claim": held.claim.statement}
+        if mine is not None:
+            row[_seeds(cfg.seeds)] = mine.verdict
+        row[_seeds(doc["seeds"])] = held.verdict
+        row["measured on the held-out seeds"] = held.measured + (f"; {held.detail}" if held.detail else "")
+        rows.append(row)
     return rows
 
 
 def heldout_findings(by_cue: Mapping[str, Sequence[Outcome]], cfg: Preset) -> str:
     """How many checked claims hold on the held-out seeds, per data set, and which verdicts differ from this run's."""
-    found = _heldout_outcomes()
+    found = _heldout_pairs(by_cue, cfg)
     if found is None:
         return "The held-out seeds have not been measured (`python -m cbft_core.study.heldout`)."
-    doc, held = found
-    parts, changed = [], []
-    for cue, outcomes in held.items():
-        checked = [o for o in outcomes.values() if o.holds is not None]
-        parts.append(f"{sum(o.holds for o in checked)} of {len(checked)} checked claims hold on {CUE_NAMES[cue]}")
-        if cfg.name == doc["preset"]:
-            ours = {o.claim.id: o for o in by_cue.get(cue, ())}
-            changed += [f"*{o.claim.statement}* on {CUE_NAMES[cue]} ({ours[i].verdict} on "
-                        f"{_seeds(cfg.seeds)}, {o.verdict} on {_seeds(doc['seeds'])})"
-                        for i, o in outcomes.items() if o.holds is not None and i in ours
-                        and ours[i].holds is not None and ours[i].holds != o.holds]
-    text = f"At the `{doc['preset']}` preset on {_seeds(doc['seeds'])}, " + listing(parts) + "."
+    doc, pairs = found
+    counts = [f"{sum(h.holds for c, h, _ in pairs if c == cue)} of {sum(c == cue for c, _, _ in pairs)} checked "
+              f"claims hold on {CUE_NAMES[cue]}" for cue in doc["results"]]
+    text = f"At the `{doc['preset']}` preset on {_seeds(doc['seeds'])}, " + listing(counts) + "."
     if cfg.name != doc["preset"]:
         return text
+    changed = [f"*{held.claim.statement}* on {CUE_NAMES[cue]} ({mine.verdict} on {_seeds(cfg.seeds)}, "
+               f"{held.verdict} on {_seeds(doc['seeds'])})"
+               for cue, held, mine in pairs if mine is not None and mine.holds != held.holds]
     if not changed:
         return text + " Every verdict is the same as on " + _seeds(cfg.seeds) + "."
     return text + " Verdicts that differ: " + "; ".join(changed) + "."
