@@ -65,14 +65,17 @@ def _timings(repo: Path) -> Mapping[str, Any] | None:
     return record
 
 
+_WARM_TIME = "seconds per chapter with the models cached"
+
+
 def _cpu_time(repo: Path) -> str:
     record = _timings(repo)
     if record is None:
         return ("*(not recorded yet: `CBFT_CACHE_DIR=$(mktemp -d) python -m cbft_core refresh` records it)*; "
-                "seconds per chapter with the models cached")
+                + _WARM_TIME)
     minutes = float(record["total_s"]) / 60
     return (f"{minutes:.0f} min for every chapter with an empty cache ({record.get('machine', 'reference machine')}, "
-            f"{record.get('date', '')}); seconds per chapter with the models cached")
+            f"{record.get('date', '')}); " + _WARM_TIME)
 
 
 def _presets(repo: Path) -> str:
